@@ -1,0 +1,91 @@
+import { z } from 'zod'
+import { BALANCERS } from '../balancer/strategy.js'
+import { Invalid, parseDuration, parseTrustProxy, parseUpstreams } from './parsers.js'
+
+/**
+ * One configuration variable: its environment name, default, what it accepts (printed when a value
+ * is refused) and what it means (the README table is checked against this list).
+ */
+export interface Variable<S extends z.ZodType = z.ZodType> {
+  env: string
+  default: string
+  accepts: string
+  doc: string
+  schema: S
+}
+
+function variable<S extends z.ZodType> (env: string, def: string, accepts: string, doc: string, schema: S): Variable<S> {
+  return { env, default: def, accepts, doc, schema }
+}
+
+/** Adapts a domain parser (`Invalid` on refusal) to a zod schema over the raw string. */
+function parsed<T> (parse: (raw: string) => T | Invalid) {
+  return z.string().transform((raw, ctx): T => {
+    const value = parse(raw)
+    if (value instanceof Invalid) {
+      ctx.addIssue({ code: 'custom', message: 'refused', params: { reason: value.reason } })
+      return z.NEVER
+    }
+    return value
+  })
+}
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+const duration = parsed(parseDuration)
+const DURATION = 'a duration: milliseconds (1500) or with a unit (500ms, 5s, 1m, 2h)'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** The configuration schema, keyed by the camelCase name also used in CONFIG_FILE. */
+export const VARIABLES = {
+  port: variable('PORT', '8080', 'an integer 0..65535', 'public listener port',
+    integer(0, 65535)),
+  host: variable('HOST', '0.0.0.0', 'an address or host name to listen on', 'public listener address',
+    z.string().min(1)),
+  upstreams: variable('UPSTREAMS', '', 'comma-separated http(s) origins, each with an optional =weight (1..1000), e.g. http://10.0.0.5:3000=3',
+    'initial pool; servers are added if missing, never removed', parsed(parseUpstreams)),
+  balancer: variable('BALANCER', 'round-robin', `one of ${BALANCERS.join(', ')}`, 'balancing strategy',
+    z.enum(BALANCERS)),
+  trustProxy: variable('TRUST_PROXY', 'false', 'false, true, a hop count, or a comma-separated list of IPs/CIDRs',
+    'which X-Forwarded-For hops to trust for the client IP (Fastify trustProxy)', parsed(parseTrustProxy)),
+  healthCheckPath: variable('HEALTH_CHECK_PATH', '/health', 'a path starting with /', 'active check: GET, 2xx/3xx passes',
+    z.string().regex(/^\/[^\s?#]*(\?[^\s#]*)?$/)),
+  healthCheckInterval: variable('HEALTH_CHECK_INTERVAL', '5s', DURATION, 'time between active checks of a server; 0 turns them off',
+    duration),
+  healthCheckTimeout: variable('HEALTH_CHECK_TIMEOUT', '2s', `${DURATION}, at least 1ms`, 'an active check slower than this fails',
+    duration.pipe(z.number().min(1))),
+  healthyThreshold: variable('HEALTHY_THRESHOLD', '2', 'an integer 1..100', 'consecutive passes that make a server healthy',
+    integer(1, 100)),
+  unhealthyThreshold: variable('UNHEALTHY_THRESHOLD', '3', 'an integer 1..100', 'consecutive failures that make a server unhealthy',
+    integer(1, 100)),
+  passiveFailureThreshold: variable('PASSIVE_FAILURE_THRESHOLD', '3', 'an integer 0..1000 (0 turns passive ejection off)',
+    'consecutive connect errors, timeouts or 502/503/504 that eject an upstream', integer(0, 1000)),
+  passiveEjectionTime: variable('PASSIVE_EJECTION_TIME', '30s', DURATION,
+    'with active checks off, how long an ejected upstream rests before it is tried again', duration),
+  upstreamConnectTimeout: variable('UPSTREAM_CONNECT_TIMEOUT', '2s', `${DURATION}, at least 1ms`, 'longest wait for a connection to an upstream',
+    duration.pipe(z.number().min(1))),
+  upstreamTimeout: variable('UPSTREAM_TIMEOUT', '30s', `${DURATION}, at least 1ms`,
+    'longest wait for response headers (then 504), and for each chunk of a response body', duration.pipe(z.number().min(1))),
+  retries: variable('RETRIES', '2', 'an integer 0..10', 'extra attempts, each on another upstream',
+    integer(0, 10)),
+  preserveHost: variable('PRESERVE_HOST', 'false', 'true or false', 'send the client\'s Host upstream instead of the upstream\'s',
+    z.stringbool()),
+  drainTimeout: variable('DRAIN_TIMEOUT', '30s', DURATION, 'longest a removed server keeps its in-flight requests',
+    duration),
+  logLevel: variable('LOG_LEVEL', 'info', `one of ${LOG_LEVELS.join(', ')}`, 'pino log level',
+    z.enum(LOG_LEVELS)),
+  shutdownTimeout: variable('SHUTDOWN_TIMEOUT', '10s', DURATION, 'graceful shutdown bound: in-flight requests get this long to finish',
+    duration)
+} as const
+
+export type ConfigKey = keyof typeof VARIABLES
+
+/** The validated configuration; its type is derived from the schema above, never written twice. */
+export type Config = { readonly [K in ConfigKey]: z.output<typeof VARIABLES[K]['schema']> }
+
+/** CONFIG_FILE only: named upstreams, e.g. `[{ "url": "http://b1:3000", "weight": 2, "name": "b1" }]`. */
+export const FileUpstreams = z.array(z.strictObject({
+  url: z.string(),
+  weight: z.number().int().min(1).max(1000).optional(),
+  name: z.string().min(1).max(100).optional()
+}))

@@ -1,0 +1,35 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyRequest } from 'fastify'
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones intermediaries still see.
+// `connection` and the names it lists are already removed by @fastify/reply-from.
+const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'] as const
+
+export function stripHopByHop (headers: Record<string, unknown>): void {
+  for (let i = 0; i < HOP_BY_HOP.length; i++) delete headers[HOP_BY_HOP[i] as string]
+  delete headers.connection
+}
+
+/**
+ * Sets x-forwarded-for (the peer appended to what the client sent), -proto, -host and the
+ * request id on a header object bound upstream.
+ */
+export function setForwarded (headers: IncomingHttpHeaders, request: FastifyRequest, preserveHost: boolean): void {
+  const peer = request.socket.remoteAddress ?? ''
+  const prior = request.headers['x-forwarded-for']
+  headers['x-forwarded-for'] = prior === undefined || prior === '' ? peer : `${String(prior)}, ${peer}`
+  headers['x-forwarded-proto'] = request.protocol
+  const host = request.headers.host
+  if (host !== undefined) {
+    headers['x-forwarded-host'] = host
+    if (preserveHost) headers.host = host
+  }
+  headers['x-request-id'] = request.id
+}
+
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/
+
+/** Keeps a client's x-request-id when it is sane (printable, bounded), otherwise makes one. */
+export function requestIdFrom (header: string | string[] | undefined, generate: () => string): string {
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : generate()
+}
