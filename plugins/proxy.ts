@@ -100,9 +100,10 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
       const kind = classifyFailure(code)
       strategy.observe?.(server, upstreamTimeout, performance.now())
       passive.failure(server)
+      const attempts = (request.upstreamTried?.length ?? 0) + 1
       // a client that went away needs no retry
       if (kind !== 'timeout' && !reply.raw.destroyed && retryOn(reply, kind, server)) return
-      request.log.warn({ upstream: server.url, code, attempts: (request.upstreamTried?.length ?? 0) + 1 }, 'upstream request failed')
+      request.log.warn({ upstream: server.url, code, attempts }, 'upstream request failed')
       reply.send(kind === 'timeout'
         ? new UpstreamTimeoutError(upstreamTimeout, { cause: error })
         : new UpstreamUnreachableError(code, { cause: error }))
@@ -127,11 +128,16 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
     pool.acquire(next)
     request.upstream = next
     request.upstreamStartedAt = performance.now()
-    reply.from(request.upstreamPath, replyOptions as unknown as ReplyFromOptions)
+    reply.from(request.upstreamPath, retryOptions)
     return true
   }
 
+  // http-proxy hands the handler its options with getUpstream pinned to the first pick (and its
+  // own header sanitiser wrapped around ours); a retry keeps those but follows request.upstream
+  let retryOptions: ReplyFromOptions
+
   const handler: ProxyHandler = (request, reply, dest, options) => {
+    retryOptions ??= { ...options, getUpstream: upstreamOf } as ReplyFromOptions
     request.upstreamStartedAt = performance.now()
     request.upstreamPath = dest
     // a body is sent through a wrapper so that a refused attempt leaves it whole for a retry

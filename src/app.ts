@@ -40,8 +40,13 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    if (app.shuttingDown) reply.header('connection', 'close')
     done()
+  })
+  // at send time, so responses already in flight when shutdown starts close their keep-alive
+  // connection too; otherwise an idle client socket holds server.close() open
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (app.shuttingDown) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   await app.register(balancer, { config })

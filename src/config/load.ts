@@ -20,7 +20,7 @@ const KEYS = Object.keys(VARIABLES) as ConfigKey[]
  */
 export function loadConfig (processEnv: Env, cwd = process.cwd()): LoadResult {
   const problems: string[] = []
-  const env = { ...readDotEnv(cwd, problems), ...processEnv }
+  const env = mergeEnv(readDotEnv(cwd, problems), processEnv)
   const file = readConfigFile(env.CONFIG_FILE, cwd, problems)
 
   const values: Record<string, unknown> = {}
@@ -44,6 +44,15 @@ export function loadConfig (processEnv: Env, cwd = process.cwd()): LoadResult {
   }
   if (problems.length > 0) return { ok: false, problems }
   return { ok: true, config: Object.freeze(values) as unknown as Config }
+}
+
+/** `.env` under the real environment; an unset, empty or blank real value does not hide the `.env` one. */
+function mergeEnv (dotEnv: Record<string, string>, processEnv: Env): Record<string, string> {
+  const env = { ...dotEnv }
+  for (const [name, value] of Object.entries(processEnv)) {
+    if (value !== undefined && value.trim() !== '') env[name] = value
+  }
+  return env
 }
 
 function readDotEnv (cwd: string, problems: string[]): Record<string, string> {
@@ -79,7 +88,7 @@ function readConfigFile (path: string | undefined, cwd: string, problems: string
   for (const [key, value] of Object.entries(data)) {
     if (key === 'upstreams' && typeof value !== 'string') {
       settings.upstreams = readFileUpstreams(value, problems)
-    } else if (!(key in VARIABLES)) {
+    } else if (!Object.hasOwn(VARIABLES, key)) { // not `in`: "toString" or "__proto__" are no settings
       problems.push(`CONFIG_FILE key "${key}" is unknown: expected one of ${[...KEYS].join(', ')}`)
     } else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
       settings.scalars[key as ConfigKey] = String(value)

@@ -8,13 +8,15 @@ export class Invalid {
 
 const DURATION = /^(\d+)(ms|s|m|h)?$/
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const
+/** Longest delay `setTimeout` honours; a longer one fires after 1 ms (TimeoutOverflowWarning). */
+export const MAX_DURATION_MS = 2 ** 31 - 1
 
 /** `1500`, `500ms`, `5s`, `1m`, `2h` → milliseconds. */
 export function parseDuration (raw: string): number | Invalid {
   const match = DURATION.exec(raw.trim())
   if (match === null) return new Invalid()
   const value = Number(match[1]) * UNIT_MS[(match[2] ?? 'ms') as keyof typeof UNIT_MS]
-  return Number.isSafeInteger(value) ? value : new Invalid('too large')
+  return value <= MAX_DURATION_MS ? value : new Invalid(`too large: at most ${MAX_DURATION_MS} ms (about 24 days)`)
 }
 
 export function parseInteger (raw: string, min: number, max: number): number | Invalid {
@@ -37,14 +39,15 @@ export function parseUpstreams (raw: string): UpstreamSeed[] | Invalid {
     if (entry === '') continue
     const eq = entry.lastIndexOf('=')
     const url = eq === -1 ? entry : entry.slice(0, eq)
+    // the URL first, named as written: in `http://h/?a=b` the '=' belongs to a query, not a weight
+    const origin = normaliseOrigin(url)
+    if (!origin.ok) return new Invalid(`"${entry}" ${origin.message}`)
     let weight = 1
     if (eq !== -1) {
       const parsed = parseInteger(entry.slice(eq + 1), 1, 1000)
       if (parsed instanceof Invalid) return new Invalid(`weight of "${url}" must be an integer 1..1000`)
       weight = parsed
     }
-    const origin = normaliseOrigin(url)
-    if (!origin.ok) return new Invalid(`"${url}" ${origin.message}`)
     seeds.push({ url: origin.origin, weight })
   }
   return seeds

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { BALANCERS } from '../balancer/strategy.js'
-import { Invalid, parseDuration, parseTrustProxy, parseUpstreams } from './parsers.js'
+import { Invalid, parseDuration, parseInteger, parseTrustProxy, parseUpstreams } from './parsers.js'
 
 /**
  * One configuration variable: its environment name, default, what it accepts (printed when a value
@@ -30,7 +30,8 @@ function parsed<T> (parse: (raw: string) => T | Invalid) {
   })
 }
 
-const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+// not z.coerce.number(): it takes "0x10", "1e3" and "" (0) as integers
+const integer = (min: number, max: number) => parsed(raw => parseInteger(raw, min, max))
 const duration = parsed(parseDuration)
 const DURATION = 'a duration: milliseconds (1500) or with a unit (500ms, 5s, 1m, 2h)'
 

@@ -142,7 +142,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** Marks one attempt as finished; completes a drain when the last one ends. */
   release (server: Upstream): void {
     server.inFlight--
-    if (server.inFlight === 0 && server.state === 'draining') this.remove(server.id)
+    // only if it is still this object: after a drain timeout the same URL may have been added again
+    if (server.inFlight === 0 && server.state === 'draining' && this.#byId.get(server.id) === server) this.remove(server.id)
   }
 
   close (): void {

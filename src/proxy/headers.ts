@@ -2,12 +2,16 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones intermediaries still see.
-// `connection` and the names it lists are already removed by @fastify/reply-from.
 const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'] as const
 
 export function stripHopByHop (headers: Record<string, unknown>): void {
+  const connection = headers.connection
+  if (typeof connection === 'string') {
+    // the sender declared these hop-by-hop too (RFC 9110 §7.6.1)
+    for (const name of connection.split(',')) delete headers[name.trim().toLowerCase()]
+    delete headers.connection
+  }
   for (let i = 0; i < HOP_BY_HOP.length; i++) delete headers[HOP_BY_HOP[i] as string]
-  delete headers.connection
 }
 
 /**
