@@ -150,6 +150,9 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
   await fastify.register(async function proxyScope (scope) {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+    // first in the pipeline: a limited request never reaches the balancer or an upstream
+    const { onRequest: limit } = fastify.limiter
+    if (limit !== undefined) scope.addHook('onRequest', limit)
     await scope.register(httpProxy, {
       upstream: '',
       prefix: '/',
@@ -186,5 +189,5 @@ function wsHeaders (request: FastifyRequest, preserveHost: boolean): Record<stri
 export default fp(proxyPlugin, {
   name: 'sluice-proxy',
   fastify: '5.x',
-  dependencies: ['sluice-balancer']
+  dependencies: ['sluice-rate-limit', 'sluice-balancer']
 })

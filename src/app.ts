@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { Config } from './config/index.js'
 import { sendError } from './error-handler.js'
 import { requestIdFrom } from './proxy/headers.js'
+import rateLimit from '../plugins/rate-limit.js'
 import balancer from '../plugins/balancer.js'
 import proxy from '../plugins/proxy.js'
 import healthRoutes from '../routes/health.js'
@@ -49,6 +50,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     done(null, payload)
   })
 
+  await app.register(rateLimit, { config })
   await app.register(balancer, { config })
   await app.register(healthRoutes)
   // last: the catch-all proxy gets every path the gateway does not own

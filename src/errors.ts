@@ -12,6 +12,12 @@ export const UpstreamUnreachableError = createError(
 export const UpstreamTimeoutError = createError(
   'SLUICE_UPSTREAM_TIMEOUT', 'The upstream server sent no response headers within %d ms', 504)
 
+export const RateLimitedError = createError(
+  'SLUICE_RATE_LIMITED', 'Rate limit exceeded: retry in %d s', 429)
+
+export const LimiterUnavailableError = createError(
+  'SLUICE_LIMITER_UNAVAILABLE', 'The rate limiter is unavailable (Redis unreachable) and RATE_LIMIT_ON_REDIS_ERROR is deny', 503)
+
 export const InvalidUpstreamError = createError(
   'SLUICE_INVALID_UPSTREAM', 'Invalid upstream URL "%s": %s', 400)
 
@@ -20,5 +26,6 @@ export const ConfigError = createError(
 
 /** All codes, for the documentation check. */
 export const ERROR_CODES = [
-  NoUpstreamError, UpstreamUnreachableError, UpstreamTimeoutError, InvalidUpstreamError, ConfigError
+  NoUpstreamError, UpstreamUnreachableError, UpstreamTimeoutError, RateLimitedError, LimiterUnavailableError,
+  InvalidUpstreamError, ConfigError
 ].map(E => new E().code)

@@ -7,6 +7,18 @@ import { waitFor } from './helpers/wait.js'
 
 // one bad value per variable (HOST accepts any non-empty name, so it has no bad value here)
 const BAD: Record<string, string> = {
+  REDIS_URL: 'http://cache:6379',
+  REDIS_CLUSTER_NODES: 'cache-1',
+  KEY_PREFIX: 'has space',
+  REDIS_TIMEOUT: 'fast',
+  RATE_LIMIT: 'sometimes',
+  RATE_LIMIT_MAX: '0',
+  RATE_LIMIT_WINDOW: '500ms',
+  RATE_LIMIT_ALGORITHM: 'token-bucket',
+  RATE_LIMIT_KEY: 'cookie:session',
+  RATE_LIMIT_ALLOW: '10.0.0.300',
+  RATE_LIMIT_HEADERS: 'draft-03',
+  RATE_LIMIT_ON_REDIS_ERROR: 'retry',
   PORT: '70000',
   UPSTREAMS: 'ftp://files.example',
   BALANCER: 'random',

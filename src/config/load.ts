@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import { normaliseOrigin } from '../pool/origin.js'
-import { FileUpstreams, VARIABLES, type Config, type ConfigKey } from './schema.js'
+import { FileRateLimit, FileUpstreams, VARIABLES, type Config, type ConfigKey, type RateLimitRule } from './schema.js'
 import type { UpstreamSeed } from './parsers.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -42,6 +42,7 @@ export function loadConfig (processEnv: Env, cwd = process.cwd()): LoadResult {
   if (env.UPSTREAMS === undefined || env.UPSTREAMS.trim() === '') {
     if (file.upstreams !== undefined) values.upstreams = file.upstreams
   }
+  values.rateLimitRules = file.rateLimitRules
   if (problems.length > 0) return { ok: false, problems }
   return { ok: true, config: Object.freeze(values) as unknown as Config }
 }
@@ -69,10 +70,11 @@ function readDotEnv (cwd: string, problems: string[]): Record<string, string> {
 interface FileSettings {
   scalars: Partial<Record<ConfigKey, string>>
   upstreams: UpstreamSeed[] | undefined
+  rateLimitRules: RateLimitRule[]
 }
 
 function readConfigFile (path: string | undefined, cwd: string, problems: string[]): FileSettings {
-  const settings: FileSettings = { scalars: {}, upstreams: undefined }
+  const settings: FileSettings = { scalars: {}, upstreams: undefined, rateLimitRules: [] }
   if (path === undefined || path.trim() === '') return settings
   let data: unknown
   try {
@@ -88,6 +90,9 @@ function readConfigFile (path: string | undefined, cwd: string, problems: string
   for (const [key, value] of Object.entries(data)) {
     if (key === 'upstreams' && typeof value !== 'string') {
       settings.upstreams = readFileUpstreams(value, problems)
+    } else if (key === 'rateLimit' && typeof value === 'object' && value !== null) {
+      // an object holds per-route rules; a scalar is RATE_LIMIT (on/off) like any other key
+      settings.rateLimitRules = readFileRateLimit(value, problems)
     } else if (!Object.hasOwn(VARIABLES, key)) { // not `in`: "toString" or "__proto__" are no settings
       problems.push(`CONFIG_FILE key "${key}" is unknown: expected one of ${[...KEYS].join(', ')}`)
     } else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
@@ -97,6 +102,14 @@ function readConfigFile (path: string | undefined, cwd: string, problems: string
     }
   }
   return settings
+}
+
+function readFileRateLimit (value: object, problems: string[]): RateLimitRule[] {
+  const result = FileRateLimit.safeParse(value)
+  if (result.success) return result.data.rules
+  const issue = result.error.issues[0]
+  problems.push(`CONFIG_FILE rateLimit${issue?.path.map(p => `[${JSON.stringify(p)}]`).join('') ?? ''} is invalid (${issue?.message ?? ''}): expected { "rules": [{ "path": "/api/x", "method"?: "GET", "max": 1.., "window": "1m" }] }`)
+  return []
 }
 
 function readFileUpstreams (value: unknown, problems: string[]): UpstreamSeed[] | undefined {

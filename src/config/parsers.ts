@@ -76,3 +76,53 @@ export function isAddressOrCidr (value: string): boolean {
   const bits = parseInteger(value.slice(slash + 1), 0, family === 4 ? 32 : 128)
   return !(bits instanceof Invalid)
 }
+
+/** `redis://` or `rediss://`, as ioredis accepts it; an empty value keeps state in memory. */
+export function parseRedisUrl (raw: string): string | undefined | Invalid {
+  const value = raw.trim()
+  if (value === '') return undefined
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return new Invalid('not a URL')
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return new Invalid('must use redis:// or rediss://')
+  return value
+}
+
+export interface HostPort { host: string, port: number }
+
+/** `host:port,host:port` (IPv6 hosts in brackets); an empty value means none. */
+export function parseHostPorts (raw: string): HostPort[] | Invalid {
+  const nodes: HostPort[] = []
+  for (const part of raw.split(',')) {
+    const entry = part.trim()
+    if (entry === '') continue
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(entry)
+    const port = match === null ? new Invalid() : parseInteger(match[2] as string, 1, 65535)
+    if (match === null || port instanceof Invalid) return new Invalid(`"${entry}" is not host:port`)
+    nodes.push({ host: (match[1] as string).replace(/^\[|\]$/g, ''), port })
+  }
+  return nodes
+}
+
+export type LimitKey = { kind: 'ip' } | { kind: 'header', name: string }
+
+/** `ip`, or `header:<name>` (a valid HTTP header name). */
+export function parseLimitKey (raw: string): LimitKey | Invalid {
+  const value = raw.trim()
+  if (value === 'ip') return { kind: 'ip' }
+  const match = /^header:([!#$%&'*+.^_`|~0-9A-Za-z-]+)$/.exec(value)
+  if (match === null) return new Invalid()
+  return { kind: 'header', name: (match[1] as string).toLowerCase() }
+}
+
+/** A comma-separated list of IPs and CIDRs; empty means none. */
+export function parseAddressList (raw: string): string[] | Invalid {
+  const list = raw.split(',').map(s => s.trim()).filter(s => s !== '')
+  for (const item of list) {
+    if (!isAddressOrCidr(item)) return new Invalid(`"${item}" is not an IP address or CIDR`)
+  }
+  return list
+}

@@ -1,6 +1,9 @@
 import { z } from 'zod'
 import { BALANCERS } from '../balancer/strategy.js'
-import { Invalid, parseDuration, parseInteger, parseTrustProxy, parseUpstreams } from './parsers.js'
+import { ALGORITHMS } from '../ratelimit/store.js'
+import {
+  Invalid, parseAddressList, parseDuration, parseHostPorts, parseInteger, parseLimitKey, parseRedisUrl, parseTrustProxy, parseUpstreams
+} from './parsers.js'
 
 /**
  * One configuration variable: its environment name, default, what it accepts (printed when a value
@@ -35,6 +38,10 @@ const integer = (min: number, max: number) => parsed(raw => parseInteger(raw, mi
 const duration = parsed(parseDuration)
 const DURATION = 'a duration: milliseconds (1500) or with a unit (500ms, 5s, 1m, 2h)'
 
+// the limiter's arithmetic multiplies counts by the window in ms: these bounds keep it exact
+const MAX_LIMIT = 100_000_000
+const MAX_WINDOW_MS = 86_400_000
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 /** The configuration schema, keyed by the camelCase name also used in CONFIG_FILE. */
@@ -47,6 +54,30 @@ export const VARIABLES = {
     'initial pool; servers are added if missing, never removed', parsed(parseUpstreams)),
   balancer: variable('BALANCER', 'round-robin', `one of ${BALANCERS.join(', ')}`, 'balancing strategy',
     z.enum(BALANCERS)),
+  redisUrl: variable('REDIS_URL', '', 'a redis:// or rediss:// URL, or empty', 'shared state in Redis; unset keeps the limiter and pool in process memory',
+    parsed(parseRedisUrl)),
+  redisClusterNodes: variable('REDIS_CLUSTER_NODES', '', 'comma-separated host:port seeds, or empty', 'use Redis Cluster through these nodes instead of REDIS_URL',
+    parsed(parseHostPorts)),
+  keyPrefix: variable('KEY_PREFIX', 'sluice:', '1..64 characters without spaces or braces', 'namespace of every Redis key and channel',
+    z.string().regex(/^[^\s{}]{1,64}$/)),
+  redisTimeout: variable('REDIS_TIMEOUT', '100ms', `${DURATION}, at least 1ms`, 'longest a request waits on the limiter before the fallback applies',
+    duration.pipe(z.number().min(1))),
+  rateLimit: variable('RATE_LIMIT', 'on', 'on or off', 'count proxied requests per client; off removes the limiter entirely',
+    z.stringbool()),
+  rateLimitMax: variable('RATE_LIMIT_MAX', '100', 'an integer 1..100000000', 'requests allowed per client per window',
+    integer(1, MAX_LIMIT)),
+  rateLimitWindow: variable('RATE_LIMIT_WINDOW', '1m', `${DURATION}, 1s..24h`, 'the rate-limit window',
+    duration.pipe(z.number().min(1000).max(MAX_WINDOW_MS))),
+  rateLimitAlgorithm: variable('RATE_LIMIT_ALGORITHM', 'sliding-window', `one of ${ALGORITHMS.join(', ')}`,
+    'sliding-window weighs the previous window by its overlap; fixed-window counts per aligned window', z.enum(ALGORITHMS)),
+  rateLimitKey: variable('RATE_LIMIT_KEY', 'ip', 'ip, or header:<name>', 'what identifies a client; a missing header falls back to the IP',
+    parsed(parseLimitKey)),
+  rateLimitAllow: variable('RATE_LIMIT_ALLOW', '', 'comma-separated IPs/CIDRs, or empty', 'clients never limited (and sent no rate-limit headers)',
+    parsed(parseAddressList)),
+  rateLimitHeaders: variable('RATE_LIMIT_HEADERS', 'legacy', 'one of legacy, ietf, both, none',
+    'legacy: x-ratelimit-*; ietf: RateLimit-Policy + RateLimit (draft-ietf-httpapi-ratelimit-headers-10)', z.enum(['legacy', 'ietf', 'both', 'none'])),
+  rateLimitOnRedisError: variable('RATE_LIMIT_ON_REDIS_ERROR', 'local', 'one of local, allow, deny',
+    'with Redis down: local limits from this instance\'s memory, allow admits, deny answers 503', z.enum(['local', 'allow', 'deny'])),
   trustProxy: variable('TRUST_PROXY', 'false', 'false, true, a hop count, or a comma-separated list of IPs/CIDRs',
     'which X-Forwarded-For hops to trust for the client IP (Fastify trustProxy)', parsed(parseTrustProxy)),
   healthCheckPath: variable('HEALTH_CHECK_PATH', '/health', 'a path starting with /', 'active check: GET, 2xx/3xx passes',
@@ -81,8 +112,28 @@ export const VARIABLES = {
 
 export type ConfigKey = keyof typeof VARIABLES
 
-/** The validated configuration; its type is derived from the schema above, never written twice. */
-export type Config = { readonly [K in ConfigKey]: z.output<typeof VARIABLES[K]['schema']> }
+/** CONFIG_FILE only: per-route limits, e.g. `{ "rules": [{ "path": "/api/search", "method": "GET", "max": 10, "window": "1m" }] }`. */
+export const FileRateLimit = z.strictObject({
+  rules: z.array(z.strictObject({
+    path: z.string().regex(/^\/[^\s?#]*$/, 'a path starting with /'),
+    method: z.string().regex(/^[A-Za-z]+$/).transform(m => m.toUpperCase()).optional(),
+    max: z.number().int().min(1).max(MAX_LIMIT),
+    window: z.union([z.number().int(), z.string()]).transform((value, ctx) => {
+      const ms = typeof value === 'number' ? value : parseDuration(value)
+      if (ms instanceof Invalid || ms < 1000 || ms > MAX_WINDOW_MS) {
+        ctx.addIssue({ code: 'custom', message: `window must be a duration of 1s..24h, got ${JSON.stringify(value)}` })
+        return z.NEVER
+      }
+      return ms
+    })
+  })).max(100)
+})
+export type RateLimitRule = z.output<typeof FileRateLimit>['rules'][number]
+
+/** The validated configuration; its type is derived from the schemas above, never written twice. */
+export type Config = { readonly [K in ConfigKey]: z.output<typeof VARIABLES[K]['schema']> } & {
+  readonly rateLimitRules: readonly RateLimitRule[]
+}
 
 /** CONFIG_FILE only: named upstreams, e.g. `[{ "url": "http://b1:3000", "weight": 2, "name": "b1" }]`. */
 export const FileUpstreams = z.array(z.strictObject({

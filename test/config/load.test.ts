@@ -11,6 +11,19 @@ const DEFAULTS: Config = {
   upstreams: [],
   balancer: 'round-robin',
   trustProxy: false,
+  redisUrl: undefined,
+  redisClusterNodes: [],
+  keyPrefix: 'sluice:',
+  redisTimeout: 100,
+  rateLimit: true,
+  rateLimitMax: 100,
+  rateLimitWindow: 60_000,
+  rateLimitAlgorithm: 'sliding-window',
+  rateLimitKey: { kind: 'ip' },
+  rateLimitAllow: [],
+  rateLimitHeaders: 'legacy',
+  rateLimitOnRedisError: 'local',
+  rateLimitRules: [],
   healthCheckPath: '/health',
   healthCheckInterval: 5000,
   healthCheckTimeout: 2000,
@@ -57,7 +70,7 @@ function problems (t: Test, env: Env, cwd: string): string[] {
 t.test('defaults: every key has the SPEC default when nothing is set', async t => {
   const cwd = t.testdir()
   t.strictSame(ok(t, {}, cwd), DEFAULTS, 'no environment, no .env, no CONFIG_FILE')
-  t.strictSame(Object.keys(DEFAULTS).sort(), [...KEYS].sort(), 'this table covers every variable')
+  t.strictSame(Object.keys(DEFAULTS).sort(), [...KEYS, 'rateLimitRules'].sort(), 'this table covers every variable (and the file-only rules)')
   t.strictSame(ok(t, { UNRELATED: 'x', PATH: '/usr/bin' }, cwd), DEFAULTS, 'unrelated variables are ignored')
 })
 
@@ -172,6 +185,18 @@ t.test('integers: whole decimal numbers only, within range', async t => {
 // one bad value per variable; HOST takes any non-empty name and an empty value is unset, so it has
 // none from the environment (an empty host in CONFIG_FILE is refused below)
 const BAD: Record<string, string> = {
+  REDIS_URL: 'http://cache:6379',
+  REDIS_CLUSTER_NODES: 'cache-1',
+  KEY_PREFIX: 'has space',
+  REDIS_TIMEOUT: 'fast',
+  RATE_LIMIT: 'sometimes',
+  RATE_LIMIT_MAX: '0',
+  RATE_LIMIT_WINDOW: '500ms',
+  RATE_LIMIT_ALGORITHM: 'token-bucket',
+  RATE_LIMIT_KEY: 'cookie:session',
+  RATE_LIMIT_ALLOW: '10.0.0.300',
+  RATE_LIMIT_HEADERS: 'draft-03',
+  RATE_LIMIT_ON_REDIS_ERROR: 'retry',
   PORT: '70000',
   UPSTREAMS: 'ftp://files.example',
   BALANCER: 'random',
@@ -524,4 +549,25 @@ t.test('.env: parsed, and problems reported', async t => {
   t.equal(quoted.host, '127.0.0.1')
   t.equal(quoted.logLevel, 'debug')
   t.equal(quoted.port, 8080, 'an empty .env value is unset')
+})
+
+t.test('CONFIG_FILE rateLimit: rules are read (object) while a scalar is RATE_LIMIT; bad rules are problem lines', async t => {
+  const cwd = t.testdir({
+    'rules.json': JSON.stringify({ rateLimit: { rules: [{ path: '/api/search', method: 'get', max: 10, window: '1m' }, { path: '/api', max: 50, window: 30_000 }] } }),
+    'off.json': JSON.stringify({ rateLimit: false }),
+    'bad-window.json': JSON.stringify({ rateLimit: { rules: [{ path: '/a', max: 1, window: '500ms' }] } }),
+    'bad-path.json': JSON.stringify({ rateLimit: { rules: [{ path: 'api', max: 1, window: '1m' }] } }),
+    'bad-field.json': JSON.stringify({ rateLimit: { rules: [{ path: '/a', max: 1, window: '1m', burst: 2 }] } })
+  })
+  t.strictSame(ok(t, { CONFIG_FILE: 'rules.json' }, cwd).rateLimitRules, [
+    { path: '/api/search', method: 'GET', max: 10, window: 60_000 },
+    { path: '/api', max: 50, window: 30_000 }
+  ])
+  t.equal(ok(t, { CONFIG_FILE: 'off.json' }, cwd).rateLimit, false)
+  t.equal(ok(t, { CONFIG_FILE: 'off.json', RATE_LIMIT: 'on' }, cwd).rateLimit, true, 'the environment wins')
+  for (const file of ['bad-window.json', 'bad-path.json', 'bad-field.json']) {
+    const lines = problems(t, { CONFIG_FILE: file }, cwd)
+    t.equal(lines.length, 1, file)
+    t.match(lines[0], /^CONFIG_FILE rateLimit\["rules"\]\[0\].* is invalid \(.+\): expected \{ "rules"/, file)
+  }
 })

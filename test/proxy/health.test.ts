@@ -52,7 +52,12 @@ t.test('all upstreams down: 503 SLUICE_NO_UPSTREAM, and /readyz says why', async
   t.same(hitsOn(backends), { b1: 0, b2: 0 })
   const ready = await request(`${gw.url}/readyz`)
   t.equal(ready.statusCode, 503)
-  t.same(await ready.body.json(), { status: 'unavailable', reasons: ['no upstream server is healthy'], servers: { routable: 0, total: 2 } })
+  t.same(await ready.body.json(), {
+    status: 'unavailable',
+    reasons: ['no upstream server is healthy'],
+    servers: { routable: 0, total: 2 },
+    limiter: { enabled: true, store: 'memory', algorithm: 'sliding-window', degraded: false }
+  })
 })
 
 t.test('an empty pool is not ready; /healthz still answers', async t => {
