@@ -156,6 +156,8 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
     await scope.register(httpProxy, {
       upstream: '',
       prefix: '/',
+      // marks the catch-all for the OpenAPI document (hidden) and for telemetry
+      config: { proxied: true },
       websocket: true,
       undici: agent as unknown as Record<string, unknown>,
       disableRequestLogging: true,

@@ -1,17 +1,23 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config/index.js'
 import { sendError } from './error-handler.js'
+import { RouteNotFoundError } from './errors.js'
 import { requestIdFrom } from './proxy/headers.js'
 import rateLimit from '../plugins/rate-limit.js'
 import balancer from '../plugins/balancer.js'
+import poolAdmin from '../plugins/pool-admin.js'
+import swagger from '../plugins/swagger.js'
 import proxy from '../plugins/proxy.js'
 import healthRoutes from '../routes/health.js'
+import adminRoutes from '../routes/admin/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Set when shutdown starts: /readyz turns 503 and responses close their connection. */
     shuttingDown: boolean
+    /** With ADMIN_PORT: the second listener serving /admin, /docs and /metrics. */
+    adminApp: FastifyInstance | null
   }
 }
 
@@ -22,23 +28,23 @@ export interface AppOptions {
 
 const newRequestId = (): string => randomUUID()
 
-/** Builds the gateway from a validated configuration. Nothing connects or listens until `listen`. */
-export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
-  const fastifyOptions: FastifyServerOptions = {
-    logger: options.logger ?? { level: config.logLevel },
+function serverOptions (config: Config, logger: FastifyServerOptions['logger'] | FastifyBaseLogger, shared: boolean): FastifyServerOptions {
+  return {
+    ...(shared ? { loggerInstance: logger as FastifyBaseLogger } : { logger: logger as FastifyServerOptions['logger'] }),
     // a hop count is valid at run time (proxy-addr), though Fastify's types omit it
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id'], newRequestId),
-    // one line per request at info costs ~25% throughput; the access log is opt-in at debug
+    // Fastify's two lines per request cost ~25% throughput; proxied requests get one access line
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true
   }
-  const app = Fastify(fastifyOptions)
+}
 
-  app.decorate('shuttingDown', false)
+/** What every listener shares: the error body, the request id, connection: close while stopping. */
+function common (app: FastifyInstance, stopping: () => boolean): void {
   app.setErrorHandler(sendError)
-
+  app.setNotFoundHandler((request, reply) => { sendError(new RouteNotFoundError(request.method, request.url.split('?', 1)[0]), request, reply) })
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     done()
@@ -46,14 +52,51 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   // at send time, so responses already in flight when shutdown starts close their keep-alive
   // connection too; otherwise an idle client socket holds server.close() open
   app.addHook('onSend', (_request, reply, payload, done) => {
-    if (app.shuttingDown) reply.header('connection', 'close')
+    if (stopping()) reply.header('connection', 'close')
     done(null, payload)
   })
+}
+
+/**
+ * Builds the gateway from a validated configuration. Nothing connects or listens until `listen`
+ * (and, with ADMIN_PORT, `adminApp.listen`).
+ */
+export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions(config, options.logger ?? { level: config.logLevel }, false))
+  app.decorate('shuttingDown', false)
+  common(app, () => app.shuttingDown)
 
   await app.register(rateLimit, { config })
   await app.register(balancer, { config })
-  await app.register(healthRoutes)
+  await app.register(poolAdmin, { config })
+
+  const admin = config.adminPort === undefined ? app : await buildAdminApp(app, config)
+  app.decorate('adminApp', admin === app ? null : admin)
+  await admin.register(swagger)
+  await admin.register(healthRoutes)
+  if (admin !== app) {
+    await app.register(healthRoutes)
+    // not served here, and not proxied either: the control plane must not leak to upstreams
+    await app.register(async function hidden (scope) {
+      for (const url of ['/admin', '/admin/*', '/docs', '/docs/*', '/metrics']) scope.all(url, async (_request, reply) => reply.callNotFound())
+    })
+  }
+  await admin.register(adminRoutes, { config, prefix: '/admin' })
   // last: the catch-all proxy gets every path the gateway does not own
   await app.register(proxy, { config })
   return app
+}
+
+/** The ADMIN_PORT listener: its own Fastify instance over the gateway's shared state. */
+async function buildAdminApp (gateway: FastifyInstance, config: Config): Promise<FastifyInstance> {
+  const admin = Fastify(serverOptions(config, gateway.log.child({ listener: 'admin' }), true))
+  admin.decorate('shuttingDown', { getter: () => gateway.shuttingDown })
+  admin.decorate('balancer', gateway.balancer)
+  admin.decorate('limiter', gateway.limiter)
+  admin.decorate('poolAdmin', gateway.poolAdmin)
+  admin.decorate('adminApp', null)
+  common(admin, () => gateway.shuttingDown)
+  gateway.addHook('onReady', async () => { await admin.ready() })
+  gateway.addHook('onClose', async () => { await admin.close() })
+  return admin
 }

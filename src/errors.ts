@@ -18,6 +18,24 @@ export const RateLimitedError = createError(
 export const LimiterUnavailableError = createError(
   'SLUICE_LIMITER_UNAVAILABLE', 'The rate limiter is unavailable (Redis unreachable) and RATE_LIMIT_ON_REDIS_ERROR is deny', 503)
 
+export const AdminUnauthorizedError = createError(
+  'SLUICE_UNAUTHORIZED', 'Admin calls need Authorization: Bearer <ADMIN_TOKEN>', 401)
+
+export const AdminForbiddenError = createError(
+  'SLUICE_FORBIDDEN', 'No ADMIN_TOKEN is configured: admin calls are accepted from loopback only', 403)
+
+export const RouteNotFoundError = createError(
+  'SLUICE_NOT_FOUND', 'Route %s %s not found', 404)
+
+export const ServerNotFoundError = createError(
+  'SLUICE_SERVER_NOT_FOUND', 'No server with id "%s" is in the pool', 404)
+
+export const ServerExistsError = createError(
+  'SLUICE_SERVER_EXISTS', 'The server %s is already in the pool (id %s)', 409)
+
+export const PoolUnavailableError = createError(
+  'SLUICE_POOL_UNAVAILABLE', 'The shared pool cannot be changed while Redis is unreachable; retry when it is back', 503)
+
 export const InvalidUpstreamError = createError(
   'SLUICE_INVALID_UPSTREAM', 'Invalid upstream URL "%s": %s', 400)
 
@@ -27,5 +45,6 @@ export const ConfigError = createError(
 /** All codes, for the documentation check. */
 export const ERROR_CODES = [
   NoUpstreamError, UpstreamUnreachableError, UpstreamTimeoutError, RateLimitedError, LimiterUnavailableError,
+  AdminUnauthorizedError, AdminForbiddenError, RouteNotFoundError, ServerNotFoundError, ServerExistsError, PoolUnavailableError,
   InvalidUpstreamError, ConfigError
 ].map(E => new E().code)

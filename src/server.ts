@@ -18,9 +18,15 @@ closeWithGrace({ delay: config.shutdownTimeout, logger: app.log }, async ({ sign
   await app.close()
 })
 
-try {
-  await app.listen({ port: config.port, host: config.host })
-} catch (err) {
-  process.stderr.write(`sluice: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`)
-  process.exit(1)
+if (config.adminToken === undefined) {
+  app.log.warn('ADMIN_TOKEN is not set: the admin API accepts calls from loopback only')
+}
+for (const [server, port] of [[app, config.port], [app.adminApp, config.adminPort]] as const) {
+  if (server === null || port === undefined) continue
+  try {
+    await server.listen({ port, host: config.host })
+  } catch (err) {
+    process.stderr.write(`sluice: cannot listen on ${config.host}:${port}: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
 }

@@ -7,6 +7,8 @@ import { waitFor } from './helpers/wait.js'
 
 // one bad value per variable (HOST accepts any non-empty name, so it has no bad value here)
 const BAD: Record<string, string> = {
+  ADMIN_TOKEN: 'short',
+  ADMIN_PORT: '0',
   REDIS_URL: 'http://cache:6379',
   REDIS_CLUSTER_NODES: 'cache-1',
   KEY_PREFIX: 'has space',

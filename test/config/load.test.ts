@@ -36,6 +36,8 @@ const DEFAULTS: Config = {
   retries: 2,
   preserveHost: false,
   drainTimeout: 30_000,
+  adminToken: undefined,
+  adminPort: undefined,
   logLevel: 'info',
   shutdownTimeout: 10_000
 }
@@ -185,6 +187,8 @@ t.test('integers: whole decimal numbers only, within range', async t => {
 // one bad value per variable; HOST takes any non-empty name and an empty value is unset, so it has
 // none from the environment (an empty host in CONFIG_FILE is refused below)
 const BAD: Record<string, string> = {
+  ADMIN_TOKEN: 'short',
+  ADMIN_PORT: '0',
   REDIS_URL: 'http://cache:6379',
   REDIS_CLUSTER_NODES: 'cache-1',
   KEY_PREFIX: 'has space',

@@ -7,6 +7,8 @@ import { waitFor } from './wait.js'
 export interface Gateway {
   app: FastifyInstance
   url: string
+  /** Where /admin, /docs and /metrics are served: `url`, or the ADMIN_PORT listener's. */
+  adminUrl: string
   config: Config
 }
 
@@ -24,11 +26,16 @@ export async function startGateway (t: Teardown, env: Record<string, string>, wa
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
+  let adminUrl = `http://127.0.0.1:${port}`
+  if (app.adminApp !== null) {
+    await app.adminApp.listen({ port: result.config.adminPort, host: '127.0.0.1' })
+    adminUrl = `http://127.0.0.1:${result.config.adminPort as number}`
+  }
   if (waitHealthy) {
     const { pool } = app.balancer
     await waitFor(() => pool.list().every(s => s.state !== 'unknown'), 'first health checks')
   }
-  return { app, url: `http://127.0.0.1:${port}`, config: result.config }
+  return { app, url: `http://127.0.0.1:${port}`, adminUrl, config: result.config }
 }
 
 /** Environment for a gateway in front of these upstreams, with fast health checks for tests. */

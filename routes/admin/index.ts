@@ -1,0 +1,22 @@
+import type { FastifyPluginAsync } from 'fastify'
+import type { Config } from '../../src/config/index.js'
+import { adminGuard } from '../../src/admin/auth.js'
+import serversRoutes from './servers.js'
+import statusRoutes from './status.js'
+
+export interface AdminRoutesOptions {
+  config: Config
+}
+
+/** Everything under /admin, behind the admin guard (SPEC §5). */
+const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { config }) => {
+  const guard = adminGuard(config.adminToken)
+  fastify.addHook('onRequest', async (request) => {
+    const refused = guard(request)
+    if (refused !== undefined) throw refused
+  })
+  await fastify.register(serversRoutes, { config })
+  await fastify.register(statusRoutes, { config })
+}
+
+export default adminRoutes
