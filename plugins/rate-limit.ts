@@ -5,7 +5,6 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config, RateLimitRule } from '../src/config/index.js'
 import { LimiterUnavailableError, RateLimitedError } from '../src/errors.js'
 import { clientKey } from '../src/net.js'
-import { createRedisClient, closeRedisClient } from '../src/redis.js'
 import { MemoryStore } from '../src/ratelimit/memory-store.js'
 import { RedisStore } from '../src/ratelimit/redis-store.js'
 import { LimiterBypassed, ResilientStore, type RedisErrorPolicy } from '../src/ratelimit/resilient-store.js'
@@ -57,9 +56,7 @@ interface Policy {
 
 const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { config }) => {
   const memory = new MemoryStore({ algorithm: config.rateLimitAlgorithm })
-  const client = config.rateLimit
-    ? createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisTimeout })
-    : undefined
+  const client = config.rateLimit ? fastify.redis ?? undefined : undefined
   const resilient = client === undefined
     ? undefined
     : new ResilientStore(new RedisStore(client, { algorithm: config.rateLimitAlgorithm, prefix: config.keyPrefix }), memory, client, {
@@ -136,16 +133,7 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
     }
   }
 
-  fastify.addHook('onReady', async () => {
-    if (client === undefined) return
-    client.connect().catch((err: Error) => {
-      resilient?.markDown(`cannot connect at start-up: ${err.message}`)
-    })
-  })
-  fastify.addHook('onClose', async () => {
-    await store.close()
-    if (client !== undefined) await closeRedisClient(client)
-  })
+  fastify.addHook('onClose', async () => { await store.close() })
 }
 
 function policy (fastify: import('fastify').FastifyInstance, name: string, max: number, windowMs: number,
@@ -226,4 +214,4 @@ function adapt (store: LimiterStore): FastifyRateLimitStoreCtor {
   return function SluiceStore () { return adapter } as unknown as FastifyRateLimitStoreCtor
 }
 
-export default fp(rateLimitPlugin, { name: 'sluice-rate-limit', fastify: '5.x' })
+export default fp(rateLimitPlugin, { name: 'sluice-rate-limit', fastify: '5.x', dependencies: ['sluice-redis'] })

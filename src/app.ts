@@ -4,6 +4,7 @@ import type { Config } from './config/index.js'
 import { sendError } from './error-handler.js'
 import { RouteNotFoundError } from './errors.js'
 import { requestIdFrom } from './proxy/headers.js'
+import redis from '../plugins/redis.js'
 import rateLimit from '../plugins/rate-limit.js'
 import balancer from '../plugins/balancer.js'
 import poolAdmin from '../plugins/pool-admin.js'
@@ -66,6 +67,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('shuttingDown', false)
   common(app, () => app.shuttingDown)
 
+  await app.register(redis, { config })
   await app.register(rateLimit, { config })
   await app.register(balancer, { config })
   await app.register(poolAdmin, { config })

@@ -8,6 +8,8 @@ export interface ServerSpec {
   weight?: number
   name?: string
   enabled?: boolean
+  /** When it joined the pool (kept when the shared pool replays it on another instance). */
+  addedAt?: Date
 }
 
 export interface ServerPatch {
@@ -67,7 +69,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const id = serverId(result.origin)
     const existing = this.#byId.get(id)
     if (existing !== undefined) return { server: existing, created: false }
-    const server = new Upstream(id, result.origin, spec.name ?? new URL(result.origin).host, spec.weight ?? 1, spec.enabled ?? true)
+    const server = new Upstream(id, result.origin, spec.name ?? new URL(result.origin).host, spec.weight ?? 1, spec.enabled ?? true, spec.addedAt)
     server.state = this.#initialState
     this.#byId.set(id, server)
     this.#publish()

@@ -77,11 +77,6 @@ export class ResilientStore extends EventEmitter<ResilientEvents> implements Lim
     return this.#viaRedis(key, windowMs, max)
   }
 
-  /** Declares the connection lost (also used when start-up finds Redis down). */
-  markDown (reason: string): void {
-    this.#down(reason)
-  }
-
   async close (): Promise<void> {
     await this.#local.close()
   }
