@@ -3,43 +3,8 @@ import { request, Agent } from 'undici'
 import { VARIABLES } from '../src/config/index.js'
 import { startBackends } from './helpers/backends.js'
 import { spawnServer } from './helpers/process.js'
+import { BAD } from './helpers/bad-config.js'
 import { waitFor } from './helpers/wait.js'
-
-// one bad value per variable (HOST accepts any non-empty name, so it has no bad value here)
-const BAD: Record<string, string> = {
-  ADMIN_TOKEN: 'short',
-  ADMIN_PORT: '0',
-  REDIS_URL: 'http://cache:6379',
-  REDIS_CLUSTER_NODES: 'cache-1',
-  KEY_PREFIX: 'has space',
-  REDIS_TIMEOUT: 'fast',
-  RATE_LIMIT: 'sometimes',
-  RATE_LIMIT_MAX: '0',
-  RATE_LIMIT_WINDOW: '500ms',
-  RATE_LIMIT_ALGORITHM: 'token-bucket',
-  RATE_LIMIT_KEY: 'cookie:session',
-  RATE_LIMIT_ALLOW: '10.0.0.300',
-  RATE_LIMIT_HEADERS: 'draft-03',
-  RATE_LIMIT_ON_REDIS_ERROR: 'retry',
-  PORT: '70000',
-  UPSTREAMS: 'ftp://files.example',
-  BALANCER: 'random',
-  TRUST_PROXY: '10.0.0.0/33',
-  HEALTH_CHECK_PATH: 'health',
-  HEALTH_CHECK_INTERVAL: 'often',
-  HEALTH_CHECK_TIMEOUT: '0',
-  HEALTHY_THRESHOLD: '0',
-  UNHEALTHY_THRESHOLD: 'three',
-  PASSIVE_FAILURE_THRESHOLD: '-1',
-  PASSIVE_EJECTION_TIME: '30 s',
-  UPSTREAM_CONNECT_TIMEOUT: '2 s',
-  UPSTREAM_TIMEOUT: 'never',
-  RETRIES: '11',
-  PRESERVE_HOST: 'maybe',
-  DRAIN_TIMEOUT: '1d',
-  LOG_LEVEL: 'verbose',
-  SHUTDOWN_TIMEOUT: 'soon'
-}
 
 t.test('bad configuration: exit 1, one line per variable naming it, its value and the accepted form, no stack', async t => {
   const names = Object.values(VARIABLES).map(v => v.env).filter(name => name !== 'HOST')

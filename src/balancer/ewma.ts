@@ -1,5 +1,6 @@
 import type { Upstream } from '../pool/upstream.js'
-import type { PickContext, Strategy, StrategyOptions } from './strategy.js'
+import type { Strategy, StrategyOptions } from './strategy.js'
+import { LowestCost } from './lowest-cost.js'
 
 /** Decay time constant: how long a latency spike keeps a server penalised. */
 export const TAU_MS = 10_000
@@ -14,12 +15,12 @@ function decay (elapsedMs: number): number {
  * turns slow is shed immediately, and only recovers gradually. The cost grows with the queue
  * (inFlight + 1) so a fast server is not swamped.
  */
-class PeakEwma implements Strategy {
+class PeakEwma extends LowestCost implements Strategy {
   readonly name = 'ewma' as const
   readonly #now: () => number
-  #offset = 0
 
   constructor (now: () => number) {
+    super()
     this.#now = now
   }
 
@@ -33,31 +34,14 @@ class PeakEwma implements Strategy {
     server.ewmaStamp = now
   }
 
-  pick (servers: readonly Upstream[], ctx: PickContext): Upstream | undefined {
-    const n = servers.length
-    if (n === 0) return undefined
-    const now = this.#now()
-    const start = this.#offset % n
-    let best: Upstream | undefined
-    let bestIdx = 0
-    let bestCost = 0
-    for (let i = 0; i < n; i++) {
-      const idx = (start + i) % n
-      const server = servers[idx] as Upstream
-      if (ctx.tried.includes(server)) continue
-      // decayed at read time: a server that was shed gets no new observations, so without this
-      // its old peak would exclude it forever; as it fades toward 0 the server gets probed again
-      const cost = server.ewmaMs === 0
-        ? 0
-        : server.ewmaMs * decay(now - server.ewmaStamp) * (server.inFlight + 1)
-      if (best === undefined || cost < bestCost) {
-        best = server
-        bestIdx = idx
-        bestCost = cost
-      }
-    }
-    if (best !== undefined) this.#offset = bestIdx + 1
-    return best
+  protected override clock (): number {
+    return this.#now()
+  }
+
+  protected cost (server: Upstream, now: number): number {
+    // decayed at read time: a server that was shed gets no new observations, so without this
+    // its old peak would exclude it forever; as it fades toward 0 the server gets probed again
+    return server.ewmaMs === 0 ? 0 : server.ewmaMs * decay(now - server.ewmaStamp) * (server.inFlight + 1)
   }
 }
 

@@ -103,13 +103,7 @@ export class SharedPool implements PoolAdmin {
     const id = serverId(origin.origin)
     const local = this.#pool.get(id)
     if (local !== undefined && local.state === 'draining') return { server: local, created: false }
-    const stored: StoredServer = {
-      url: origin.origin,
-      name: spec.name ?? new URL(origin.origin).host,
-      weight: spec.weight ?? 1,
-      enabled: spec.enabled ?? true,
-      addedAt: new Date().toISOString()
-    }
+    const stored = toStored(origin.origin, spec)
     const version = await this.#command(async () => this.#client.sluicePoolAdd(this.#servers, this.#versionKey, this.#channel, id, JSON.stringify(stored)))
     if (version === 0) {
       // there already, maybe not here yet: read the pool so the answer shows it
@@ -232,14 +226,7 @@ export class SharedPool implements PoolAdmin {
   async #seed (seed: ServerSpec): Promise<void> {
     const origin = normaliseOrigin(seed.url)
     if (!origin.ok) return
-    const stored: StoredServer = {
-      url: origin.origin,
-      name: seed.name ?? new URL(origin.origin).host,
-      weight: seed.weight ?? 1,
-      enabled: seed.enabled ?? true,
-      addedAt: new Date().toISOString()
-    }
-    await this.#client.sluicePoolAdd(this.#servers, this.#versionKey, this.#channel, serverId(origin.origin), JSON.stringify(stored))
+    await this.#client.sluicePoolAdd(this.#servers, this.#versionKey, this.#channel, serverId(origin.origin), JSON.stringify(toStored(origin.origin, seed)))
   }
 
   #checkVersion (): void {
@@ -247,6 +234,16 @@ export class SharedPool implements PoolAdmin {
     this.#client.get(this.#versionKey).then(value => {
       if (Number(value ?? 0) !== this.#version) this.#sync('version poll')
     }, () => {})
+  }
+}
+
+function toStored (origin: string, spec: ServerSpec): StoredServer {
+  return {
+    url: origin,
+    name: spec.name ?? new URL(origin).host,
+    weight: spec.weight ?? 1,
+    enabled: spec.enabled ?? true,
+    addedAt: new Date().toISOString()
   }
 }
 
