@@ -153,6 +153,9 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
     // first in the pipeline: a limited request never reaches the balancer or an upstream
     const { onRequest: limit } = fastify.limiter
     if (limit !== undefined) scope.addHook('onRequest', limit)
+    // every proxied answer (429s and the gateway's own 5xx included): metrics, status, access log
+    const { telemetry } = fastify
+    scope.addHook('onResponse', (request, reply, done) => { telemetry.record(request, reply); done() })
     await scope.register(httpProxy, {
       upstream: '',
       prefix: '/',

@@ -4,6 +4,7 @@ import type { Config } from './config/index.js'
 import { sendError } from './error-handler.js'
 import { RouteNotFoundError } from './errors.js'
 import { requestIdFrom } from './proxy/headers.js'
+import telemetry from '../plugins/telemetry.js'
 import redis from '../plugins/redis.js'
 import rateLimit from '../plugins/rate-limit.js'
 import balancer from '../plugins/balancer.js'
@@ -11,6 +12,7 @@ import poolAdmin from '../plugins/pool-admin.js'
 import swagger from '../plugins/swagger.js'
 import proxy from '../plugins/proxy.js'
 import healthRoutes from '../routes/health.js'
+import metricsRoutes from '../routes/metrics.js'
 import adminRoutes from '../routes/admin/index.js'
 
 declare module 'fastify' {
@@ -38,7 +40,9 @@ function serverOptions (config: Config, logger: FastifyServerOptions['logger'] |
     genReqId: (req) => requestIdFrom(req.headers['x-request-id'], newRequestId),
     // Fastify's two lines per request cost ~25% throughput; proxied requests get one access line
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true
+    return503OnClosing: true,
+    // a malformed URL or header is refused before routing; it still gets the SLUICE error body
+    frameworkErrors: (error, request, reply) => { sendError(error, request, reply) }
   }
 }
 
@@ -67,6 +71,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('shuttingDown', false)
   common(app, () => app.shuttingDown)
 
+  // first: counts every proxied request, whatever answers it (limiter, balancer, proxy)
+  await app.register(telemetry)
   await app.register(redis, { config })
   await app.register(rateLimit, { config })
   await app.register(balancer, { config })
@@ -76,11 +82,12 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('adminApp', admin === app ? null : admin)
   await admin.register(swagger)
   await admin.register(healthRoutes)
+  await admin.register(metricsRoutes)
   if (admin !== app) {
     await app.register(healthRoutes)
     // not served here, and not proxied either: the control plane must not leak to upstreams
     await app.register(async function hidden (scope) {
-      for (const url of ['/admin', '/admin/*', '/docs', '/docs/*', '/metrics']) scope.all(url, async (_request, reply) => reply.callNotFound())
+      for (const url of ['/admin', '/admin/*', '/docs', '/docs/*', '/metrics', '/metrics/*']) scope.all(url, async (_request, reply) => reply.callNotFound())
     })
   }
   await admin.register(adminRoutes, { config, prefix: '/admin' })
@@ -95,6 +102,7 @@ async function buildAdminApp (gateway: FastifyInstance, config: Config): Promise
   admin.decorate('shuttingDown', { getter: () => gateway.shuttingDown })
   admin.decorate('balancer', gateway.balancer)
   admin.decorate('limiter', gateway.limiter)
+  admin.decorate('telemetry', gateway.telemetry)
   admin.decorate('poolAdmin', gateway.poolAdmin)
   admin.decorate('adminApp', null)
   common(admin, () => gateway.shuttingDown)

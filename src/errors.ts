@@ -39,6 +39,15 @@ export const PoolUnavailableError = createError(
 export const InvalidUpstreamError = createError(
   'SLUICE_INVALID_UPSTREAM', 'Invalid upstream URL "%s": %s', 400)
 
+export const BadRequestError = createError(
+  'SLUICE_BAD_REQUEST', '%s', 400)
+
+export const PayloadTooLargeError = createError(
+  'SLUICE_PAYLOAD_TOO_LARGE', 'The request body is larger than %d bytes', 413)
+
+export const UnsupportedMediaTypeError = createError(
+  'SLUICE_UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type %s: send application/json', 415)
+
 export const ConfigError = createError(
   'SLUICE_CONFIG_INVALID', 'Invalid configuration:\n%s', 500)
 
@@ -46,5 +55,5 @@ export const ConfigError = createError(
 export const ERROR_CODES = [
   NoUpstreamError, UpstreamUnreachableError, UpstreamTimeoutError, RateLimitedError, LimiterUnavailableError,
   AdminUnauthorizedError, AdminForbiddenError, RouteNotFoundError, ServerNotFoundError, ServerExistsError, PoolUnavailableError,
-  InvalidUpstreamError, ConfigError
+  InvalidUpstreamError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError, ConfigError
 ].map(E => new E().code)

@@ -11,9 +11,12 @@ export interface AdminRoutesOptions {
 /** Everything under /admin, behind the admin guard (SPEC §5). */
 const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { config }) => {
   const guard = adminGuard(config.adminToken)
-  fastify.addHook('onRequest', async (request) => {
+  fastify.addHook('onRequest', async (request, reply) => {
     const refused = guard(request)
-    if (refused !== undefined) throw refused
+    if (refused === undefined) return
+    // RFC 9110 §11.6.1: a 401 names the scheme the client should use
+    if (config.adminToken !== undefined) reply.header('www-authenticate', 'Bearer realm="sluice-admin"')
+    throw refused
   })
   await fastify.register(serversRoutes, { config })
   await fastify.register(statusRoutes, { config })

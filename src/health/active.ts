@@ -1,6 +1,7 @@
+import { EventEmitter } from 'node:events'
 import { Agent, request } from 'undici'
 import type { Pool } from '../pool/pool.js'
-import type { Upstream } from '../pool/upstream.js'
+import type { CheckResult, Upstream } from '../pool/upstream.js'
 
 export interface ActiveOptions {
   path: string
@@ -10,12 +11,17 @@ export interface ActiveOptions {
   unhealthyThreshold: number
 }
 
+export interface ActiveEvents {
+  /** Every check whose result was applied (not those of a server removed meanwhile). */
+  checked: [server: Upstream, result: CheckResult]
+}
+
 /**
  * Active health checks: GET `path` on every server, every `intervalMs`; 2xx/3xx passes.
  * A new server is checked at once and its first result decides its state; after that it takes
  * `healthyThreshold` passes or `unhealthyThreshold` failures in a row to flip.
  */
-export class ActiveHealthChecker {
+export class ActiveHealthChecker extends EventEmitter<ActiveEvents> {
   readonly #pool: Pool
   readonly #options: ActiveOptions
   readonly #timers = new Map<string, NodeJS.Timeout>()
@@ -25,6 +31,7 @@ export class ActiveHealthChecker {
   #closed = false
 
   constructor (pool: Pool, options: ActiveOptions) {
+    super()
     this.#pool = pool
     this.#options = options
     pool.on('added', server => { if (this.#started) this.#run(server) })
@@ -62,8 +69,10 @@ export class ActiveHealthChecker {
       error = (err as { code?: string }).code ?? (err as Error).name
     }
     if (this.#closed || this.#pool.get(server.id) !== server) return ok
-    server.lastCheck = { at: new Date().toISOString(), ok, status, latencyMs: Math.round(performance.now() - started) }
+    const result: CheckResult = { at: new Date().toISOString(), ok, status, latencyMs: Math.round(performance.now() - started) }
+    server.lastCheck = result
     this.#apply(server, ok, status === null ? `check failed: ${error ?? 'error'}` : `check answered ${status}`)
+    this.emit('checked', server, result)
     return ok
   }
 

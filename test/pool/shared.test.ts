@@ -11,8 +11,9 @@ const cli = promisify(execFile)
 const redisCli = async (redis: RedisServer, ...args: string[]): Promise<string> => (await cli('redis-cli', ['-p', String(redis.port), ...args])).stdout.trim()
 
 const urls = (gw: Gateway): string[] => gw.app.balancer.pool.list().map(s => s.url).sort()
+/** The pool matches `expected` and came from Redis (the local UPSTREAMS seed alone does not count). */
 const synced = async (gw: Gateway, expected: string[], what: string, timeoutMs = 3000): Promise<void> =>
-  waitFor(() => JSON.stringify(urls(gw)) === JSON.stringify([...expected].sort()), what, timeoutMs)
+  waitFor(() => gw.app.redis?.status === 'ready' && JSON.stringify(urls(gw)) === JSON.stringify([...expected].sort()), what, timeoutMs)
 
 async function servedBy (url: string): Promise<string> {
   const res = await request(url)

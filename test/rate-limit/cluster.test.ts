@@ -32,7 +32,12 @@ t.test('REDIS_CLUSTER_NODES: exact shared budgets on a real 3-master cluster, ke
     Promise.all(Array.from({ length: 8 }, async (_, i) => status(`${i % 2 === 0 ? a.url : b.url}/`, ip)))))
   for (const [i, codes] of results.entries()) t.equal(codes.filter(c => c === 200).length, 5, `client ${clients[i]}: exactly max`)
   t.equal(a.app.limiter.stats.fallbacks + b.app.limiter.stats.fallbacks, 0, 'every decision was the cluster\'s')
-  const perNode = await Promise.all(cluster.nodes.map(async n => Number((await run('redis-cli', ['-p', String(n.port), 'dbsize'])).stdout.trim())))
-  t.equal(perNode.reduce((x, y) => x + y), 12, 'one key per client')
-  t.ok(perNode.filter(n => n > 0).length >= 2, `keys live on several masters (${perNode.join('/')})`)
+  const keysOn = async (port: number, pattern: string): Promise<string[]> =>
+    (await run('redis-cli', ['-p', String(port), '--scan', '--pattern', pattern])).stdout.split('\n').filter(Boolean)
+  const perNode = await Promise.all(cluster.nodes.map(async n => (await keysOn(n.port, 'cl:rl:*')).length))
+  t.equal(perNode.reduce((x, y) => x + y), 12, 'one limiter key per client')
+  t.ok(perNode.filter(n => n > 0).length >= 2, `limiter keys live on several masters (${perNode.join('/')})`)
+  // the shared pool works on the cluster too: its keys share one hash tag, so one slot, one node
+  const poolKeys = await Promise.all(cluster.nodes.map(async n => (await keysOn(n.port, 'cl:{pool}:*')).sort()))
+  t.same(poolKeys.filter(keys => keys.length > 0), [['cl:{pool}:servers', 'cl:{pool}:version']], 'both pool keys on one node')
 })

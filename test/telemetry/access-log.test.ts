@@ -1,0 +1,129 @@
+import t from 'tap'
+import { Writable } from 'node:stream'
+import type { AddressInfo } from 'node:net'
+import { request } from 'undici'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config/index.js'
+import { startBackends } from '../helpers/backends.js'
+import { upstreamsEnv } from '../helpers/gateway.js'
+import { waitFor } from '../helpers/wait.js'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+interface LogLine {
+  level: number
+  msg: string
+  reqId?: string
+  method?: string
+  path?: string
+  status?: number
+  upstream?: string | null
+  durationMs?: number
+  clientIp?: string
+  limited?: boolean
+  retried?: number
+  [key: string]: unknown
+}
+
+/** A gateway whose pino output goes to a stream the test reads. */
+async function loggedGateway (t: Teardown, env: Record<string, string>, level: string): Promise<{ app: FastifyInstance, url: string, lines: LogLine[] }> {
+  const result = loadConfig(env, '/nonexistent')
+  if (!result.ok) throw new Error(result.problems.join('\n'))
+  const lines: LogLine[] = []
+  let buffered = ''
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      buffered += chunk.toString()
+      let nl: number
+      while ((nl = buffered.indexOf('\n')) !== -1) {
+        lines.push(JSON.parse(buffered.slice(0, nl)) as LogLine)
+        buffered = buffered.slice(nl + 1)
+      }
+      callback()
+    }
+  })
+  const app = await buildApp(result.config, { logger: { level, stream } })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await waitFor(() => app.balancer.pool.list().every(s => s.state !== 'unknown'), 'first health checks')
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, lines }
+}
+
+async function send (url: string, options: Parameters<typeof request>[1] = {}): Promise<{ status: number, id: string }> {
+  const res = await request(url, options)
+  await res.body.dump()
+  return { status: res.statusCode, id: String(res.headers['x-request-id']) }
+}
+
+const accessLines = (lines: LogLine[]): LogLine[] => lines.filter(l => l.msg === 'request')
+
+t.test('one info line per proxied request, with its fields; none for the gateway\'s own routes', async t => {
+  const backends = await startBackends(t, 2)
+  const gw = await loggedGateway(t, upstreamsEnv(backends, { RATE_LIMIT_MAX: '4' }), 'info')
+  const [b1, b2] = gw.app.balancer.pool.list().map(s => s.id) as [string, string]
+
+  const ok = await send(`${gw.url}/orders/42?token=secret`, { headers: { 'x-request-id': 'trace-abc-1' } })
+  t.equal(ok.status, 200)
+  await send(`${gw.url}/echo`, { method: 'POST', body: 'payload' })
+  for (const path of ['/healthz', '/readyz', '/metrics', '/admin/status', '/docs/json']) await send(`${gw.url}${path}`)
+  await send(`${gw.url}/x`)
+  await send(`${gw.url}/x`)
+  const limited = await send(`${gw.url}/limited?q=1`)
+  t.equal(limited.status, 429)
+  await waitFor(() => accessLines(gw.lines).length >= 5, 'five access lines')
+  await new Promise(resolve => setTimeout(resolve, 50))
+
+  const access = accessLines(gw.lines)
+  t.equal(access.length, 5, 'exactly one line per proxied request, none for /healthz, /readyz, /metrics, /admin, /docs')
+  const first = access.find(l => l.reqId === 'trace-abc-1')
+  t.ok(first, 'the line carries the request id')
+  t.match(first, {
+    level: 30,
+    msg: 'request',
+    method: 'GET',
+    path: '/orders/42',
+    status: 200,
+    clientIp: '127.0.0.1',
+    limited: false,
+    retried: 0
+  })
+  t.ok(first!.upstream === b1 || first!.upstream === b2, `upstream is the server id (${first!.upstream})`)
+  t.type(first!.durationMs, 'number')
+  t.ok(first!.durationMs! >= 0 && first!.durationMs! < 5000, `durationMs ${first!.durationMs}`)
+  t.notOk(JSON.stringify(first).includes('secret'), 'the query string is not logged')
+
+  const post = access.find(l => l.method === 'POST')
+  t.match(post, { path: '/echo', status: 200, limited: false })
+  const refused = access.find(l => l.status === 429)
+  t.match(refused, { reqId: limited.id, path: '/limited', upstream: null, limited: true, retried: 0 })
+  t.same(access.map(l => Object.keys(l).filter(k => !['level', 'time', 'pid', 'hostname', 'msg'].includes(k)).sort()),
+    Array(5).fill(['clientIp', 'durationMs', 'limited', 'method', 'path', 'reqId', 'retried', 'status', 'upstream']), 'the same fields on every line')
+})
+
+t.test('a retried request logs how many retries it took and the upstream that answered', async t => {
+  const backends = await startBackends(t, 2)
+  const gw = await loggedGateway(t, upstreamsEnv(backends, { HEALTH_CHECK_INTERVAL: '0', PASSIVE_FAILURE_THRESHOLD: '0' }), 'info')
+  const live = gw.app.balancer.pool.list().find(s => s.url === backends[1]!.url)!.id
+  await backends[0]!.stop()
+  for (let i = 0; i < 4; i++) t.equal((await send(`${gw.url}/r`)).status, 200)
+  await waitFor(() => accessLines(gw.lines).length >= 4, 'four access lines')
+  const access = accessLines(gw.lines)
+  t.ok(access.every(l => l.upstream === live), 'every answer came from the live upstream')
+  const attempts = gw.app.balancer.pool.list().reduce((n, s) => n + s.totalRequests, 0)
+  const retried = access.filter(l => l.retried === 1).length
+  t.ok(retried >= 1, `${retried} request(s) went to the stopped upstream first and were retried once`)
+  t.equal(retried, attempts - 4, 'the lines account for every extra attempt')
+  t.ok(access.every(l => l.retried === 0 || l.retried === 1))
+})
+
+t.test('at LOG_LEVEL=warn no line is written per request', async t => {
+  const backends = await startBackends(t, 1)
+  const gw = await loggedGateway(t, upstreamsEnv(backends, { RATE_LIMIT_MAX: '2' }), 'warn')
+  for (let i = 0; i < 4; i++) await send(`${gw.url}/`)
+  await waitFor(() => gw.app.telemetry.stats.snapshot().requests.total === 4, 'four requests recorded')
+  gw.app.log.warn('marker')
+  await waitFor(() => gw.lines.some(l => l.msg === 'marker'), 'the stream to receive a warn line')
+  t.equal(accessLines(gw.lines).length, 0, 'no access lines')
+  t.ok(gw.lines.every(l => l.level >= 40), 'nothing below warn')
+})
