@@ -1,0 +1,444 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { cpus, release, tmpdir, totalmem, type as osType } from 'node:os'
+import { dirname, join, relative, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import {
+  canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, redisPing, snapshot, start, stopAll, waitFor,
+  type Child
+} from './bench/procs.js'
+import { costLines, costs, int, ms, num, resultsTable, runsTable, summarize, type Run } from './bench/report.js'
+
+// npm run bench [-- --connections 50 --duration 10 --warmup 5 --rounds 3 --out docs/benchmarks.md --quick]
+//
+// Measures in one invocation, side by side, in interleaved rounds: load straight at one backend
+// (`direct`, the ceiling), the built gateway without limiter, with the in-memory limiter and with the
+// Redis limiter (a private redis-server). Method: ../shared/bench/README.md and BASELINE.md.
+
+const USAGE = 'usage: npm run bench -- [--connections N] [--duration S] [--warmup S] [--rounds N] [--out FILE] [--quick]'
+const QUIET_MAX = 10 // % of one core: before a run, wait until CPU not used by the bench is below this...
+const QUIET_WAIT_S = 30 // ...for at most this long
+const NOISY = 15 // % of one core: a run with more foreign CPU than this is measured again...
+const RETRIES = 2 // ...at most this many times
+const SIDE_BY_SIDE = '## Side by side with nginx and haproxy'
+const PLACEHOLDER = '(see closing note; filled from ../shared/bench/compare.sh)'
+
+interface Options { connections: number, duration: number, warmup: number, rounds: number, out: string, quick: boolean }
+
+interface Contender {
+  name: string
+  what: string
+  port: number
+  /** The process whose CPU is this contender's (the gateway; the backends for `direct`). */
+  child: Child
+}
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`) }
+
+const options = parseOptions(process.argv.slice(2))
+let stopping = false
+let current: autocannon.Instance | undefined
+let workDir: string | undefined
+
+process.on('exit', killAllNow)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => { shutdown(`interrupted (${sig})`, sig === 'SIGINT' ? 130 : 143).catch(() => process.exit(1)) })
+}
+
+try {
+  await main(options)
+} catch (err) {
+  await shutdown((err as Error).message, 1)
+}
+
+async function shutdown (reason: string, code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true
+    log(`${reason}: stopping every process started`)
+    current?.stop()
+    await stopAll()
+    removeWorkDir()
+  }
+  process.exit(code)
+}
+
+function parseOptions (argv: string[]): Options {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        connections: { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        rounds: { type: 'string' },
+        out: { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false }
+      }
+    }).values
+  } catch (err) {
+    fail((err as Error).message)
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n  defaults: 50 connections, 10 s per run, 5 s warm-up per contender, 3 rounds, docs/benchmarks.md\n  --quick: 1 round of 3 s after 2 s of warm-up, written to ${join(tmpdir(), 'sluice-bench-quick.md')} unless --out\n`)
+    process.exit(0)
+  }
+  const quick = values.quick
+  return {
+    connections: integer('connections', values.connections ?? '50', 1, 10_000),
+    duration: seconds('duration', values.duration ?? (quick ? '3' : '10'), 1, 3600),
+    warmup: seconds('warmup', values.warmup ?? (quick ? '2' : '5'), 0, 600),
+    rounds: integer('rounds', values.rounds ?? (quick ? '1' : '3'), 1, 50),
+    // A smoke run must not overwrite the real results.
+    out: values.out ?? (quick ? join(tmpdir(), 'sluice-bench-quick.md') : 'docs/benchmarks.md'),
+    quick
+  }
+}
+
+function integer (name: string, raw: string, min: number, max: number): number {
+  const n = Number(raw)
+  if (!/^\d+$/.test(raw) || n < min || n > max) fail(`--${name}="${raw}" is invalid: expected an integer ${min}..${max}`)
+  return n
+}
+
+function seconds (name: string, raw: string, min: number, max: number): number {
+  const n = Number(raw.replace(/s$/, ''))
+  if (!/^\d+(\.\d+)?s?$/.test(raw) || n < min || n > max) fail(`--${name}="${raw}" is invalid: expected seconds ${min}..${max} (e.g. 10 or 10s)`)
+  return n
+}
+
+function fail (message: string): never {
+  process.stderr.write(`bench: ${message} (${USAGE})\n`)
+  process.exit(1)
+}
+
+async function main (opts: Options): Promise<void> {
+  const server = join(root, 'dist', 'src', 'server.js')
+  const backendsScript = join(root, 'dist', 'tools', 'bench', 'backends.js')
+  if (!existsSync(server) || !existsSync(backendsScript)) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)')
+
+  const cpuCount = cpus().length
+  const pinned = canPin(cpuCount) && pinSelf('1')
+  const gatewayCpus = pinned ? '0' : undefined
+  const sideCpus = pinned ? '1' : undefined
+  log(pinned
+    ? 'pinning: gateway on CPU 0; load generator (this process), backends and redis on CPU 1'
+    : 'pinning: NOT used (needs Linux, taskset and 2+ CPUs): numbers float and are not comparable with pinned runs')
+
+  const redisVersion = versionOf('redis-server', ['--version'], /v=(\S+)/)
+  const contendersPlanned = ['direct', 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis'])]
+  const perRun = opts.duration + 1.5
+  const expectedS = 20 + contendersPlanned.length * (opts.warmup + 8 + opts.rounds * perRun)
+  const limitS = Math.ceil(expectedS + contendersPlanned.length * opts.rounds * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
+  setTimeout(() => { shutdown(`time limit of ${limitS} s exceeded`, 1).catch(() => process.exit(1)) }, limitS * 1000).unref()
+  log(`${contendersPlanned.length} contenders × ${opts.rounds} round(s) × ${opts.duration} s, ${opts.connections} connections, ${opts.warmup} s warm-up each: about ${Math.ceil(expectedS / 60)} min (at most ${Math.ceil(limitS / 60)})`)
+  if (redisVersion === undefined) log('WARNING: redis-server not found: gateway+redis is skipped')
+
+  const work = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
+  workDir = work
+  try {
+    const contenders = await startAll(opts, server, backendsScript, work, gatewayCpus, sideCpus, redisVersion !== undefined)
+    const ours = (): number[] => [process.pid, ...contenders.all.map(c => c.pid)]
+
+    for (const c of contenders.list) {
+      if (opts.warmup > 0) {
+        log(`warm-up ${c.name} (${opts.warmup} s, not recorded)`)
+        await load(c.port, opts.connections, opts.warmup)
+      }
+    }
+
+    const runs: Run[] = []
+    let remeasured = 0
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const c of contenders.list) {
+        // A run disturbed by foreign load that started on a quiet machine is measured again (at
+        // most RETRIES times); the least disturbed attempt is kept (cf. ../shared/bench/compare.sh).
+        let kept: Run | undefined
+        for (let attempt = 0; ; attempt++) {
+          const quiet = await quietGate(ours())
+          const run = await measure(round, c, opts, ours(), contenders.backends, contenders.redis)
+          const noisy = (run.foreignPct ?? 0) > NOISY
+          // Measuring again only helps against a passing disturbance, not on a machine that stays busy.
+          const again = noisy && quiet && attempt < RETRIES
+          const flags = [
+            run.errors + run.non2xx > 0 ? `  ERRORS ${run.errors} / non-2xx ${run.non2xx}` : '',
+            noisy ? `  (disturbed by foreign load${again ? ': measuring again' : ''})` : ''
+          ].join('')
+          log(`r${round} ${c.name.padEnd(15)} ${int(run.rps).padStart(7)} req/s  p50 ${ms(run.p50)} ms  p99 ${ms(run.p99)} ms  CPU ${num(run.cpuUs)} µs/req (${run.cpuPct?.toFixed(0) ?? '–'} %)  load ${run.loadPct?.toFixed(0) ?? '–'} %  foreign ${run.foreignPct?.toFixed(0) ?? '–'} %${flags}`)
+          if (kept === undefined || (run.foreignPct ?? 0) < (kept.foreignPct ?? 0)) kept = run
+          if (!again) break
+          remeasured++
+        }
+        runs.push(kept)
+      }
+    }
+
+    await stopAll()
+    const report = render(opts, runs, remeasured, contenders.list, pinned, redisVersion)
+    process.stdout.write(`\n${report.stdout}\n`)
+    const out = resolve(process.cwd(), opts.out)
+    mkdirSync(dirname(out), { recursive: true })
+    writeFileSync(out, report.markdown(existingSideBySide(out)))
+    log(`wrote ${out.startsWith(process.cwd() + '/') ? relative(process.cwd(), out) : out}`)
+  } finally {
+    await stopAll()
+    removeWorkDir()
+  }
+}
+
+function removeWorkDir (): void {
+  if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true })
+  workDir = undefined
+}
+
+interface Started { list: Contender[], all: Child[], backends: Child, redis: Child | undefined }
+
+async function startAll (opts: Options, server: string, backendsScript: string, work: string,
+  gatewayCpus: string | undefined, sideCpus: string | undefined, withRedis: boolean): Promise<Started> {
+  const backends = start('backends', process.execPath, [backendsScript, '3'], { cpus: sideCpus })
+  const { ports } = JSON.parse(await firstLine(backends, 10_000)) as { ports: number[] }
+  const all: Child[] = [backends]
+  const list: Contender[] = [{ name: 'direct', what: `autocannon straight at backend 1 (${ports[0] ?? '?'}); no gateway`, port: ports[0] as number, child: backends }]
+
+  let redis: Child | undefined
+  let redisPort: number | undefined
+  if (withRedis) {
+    redisPort = await freePort([6379])
+    redis = start('redis-server', 'redis-server', [
+      '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', work, '--daemonize', 'no', '--loglevel', 'warning'
+    ], { cpus: sideCpus, cwd: work })
+    all.push(redis)
+    const port = redisPort
+    await waitFor(redis, 'PONG', 10_000, async () => await redisPing(port))
+  }
+
+  const base: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOST: '127.0.0.1',
+    UPSTREAMS: ports.map(p => `http://127.0.0.1:${p}`).join(','),
+    LOG_LEVEL: 'warn',
+    // The schema's maximum (1e8): at ≈ 5 k req/s a 1 min window counts ≈ 300 k, nothing is refused.
+    RATE_LIMIT_MAX: '100000000',
+    HEALTH_CHECK_INTERVAL: '5s',
+    SHUTDOWN_TIMEOUT: '2s'
+  }
+  const gateways: Array<{ name: string, what: string, env: NodeJS.ProcessEnv, store?: string }> = [
+    { name: 'gateway', what: 'the gateway, `RATE_LIMIT=off` (no limiter in the pipeline)', env: { RATE_LIMIT: 'off' } },
+    { name: 'gateway+memory', what: 'the gateway, limiter on, in-memory store (no `REDIS_URL`)', env: { RATE_LIMIT: 'on' }, store: 'memory' }
+  ]
+  if (redisPort !== undefined) {
+    gateways.push({ name: 'gateway+redis', what: 'the gateway, limiter on, Redis store (`REDIS_URL` = the private redis-server)', env: { RATE_LIMIT: 'on', REDIS_URL: `redis://127.0.0.1:${redisPort}` }, store: 'redis' })
+  }
+  for (const g of gateways) {
+    const port = await freePort([6379, ...ports, ...(redisPort === undefined ? [] : [redisPort])])
+    // cwd: an empty directory, so no .env or CONFIG_FILE of the working tree leaks in.
+    const child = start(g.name, process.execPath, [server], { cpus: gatewayCpus, cwd: work, env: { ...base, ...g.env, PORT: String(port) } })
+    all.push(child)
+    await waitFor(child, 'ready /readyz', 15_000, async () => (await get(port, '/readyz')).status === 200)
+    await check(g.name, port, g.store)
+    list.push({ name: g.name, what: g.what, port, child })
+  }
+  log(`started: backends ${ports.join(', ')}; ${list.slice(1).map(c => `${c.name} :${c.port}`).join(', ')}${redisPort === undefined ? '' : `; redis :${redisPort}`}`)
+  return { list, all, backends, redis }
+}
+
+/** The contender is what it claims: proxies 200 "ok" over all 3 backends, limiter on or off, right store. */
+async function check (name: string, port: number, store: string | undefined): Promise<void> {
+  const servedBy = new Set<string>()
+  for (let i = 0; i < 6; i++) {
+    const reply = await get(port, '/')
+    if (reply.status !== 200 || reply.body !== 'ok') throw new Error(`${name}: GET / answered ${reply.status} ${reply.body.slice(0, 200)}`)
+    servedBy.add(String(reply.headers['x-served-by']))
+    const limited = reply.headers['x-ratelimit-limit'] !== undefined
+    if (limited !== (store !== undefined)) throw new Error(`${name}: rate-limit headers ${limited ? 'present' : 'absent'}, the limiter should be ${store === undefined ? 'off' : 'on'}`)
+  }
+  if (servedBy.size !== 3) log(`WARNING: ${name}: 6 requests reached only ${[...servedBy].join(', ')}`)
+  if (store !== undefined) {
+    const ready = JSON.parse((await get(port, '/readyz')).body) as { limiter?: { store?: string, degraded?: boolean } }
+    if (ready.limiter?.store !== store || ready.limiter.degraded === true) throw new Error(`${name}: /readyz reports limiter ${JSON.stringify(ready.limiter)}, expected store ${store}, not degraded`)
+  }
+}
+
+async function load (port: number, connections: number, duration: number): Promise<autocannon.Result> {
+  return await new Promise((resolve, reject) => {
+    current = autocannon({ url: `http://127.0.0.1:${port}/`, connections, duration, timeout: 10 }, (err: unknown, result) => {
+      current = undefined
+      if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)))
+      else resolve(result)
+    })
+  })
+}
+
+async function measure (round: number, c: Contender, opts: Options, pids: number[], backends: Child, redis: Child | undefined): Promise<Run> {
+  const before = snapshot(pids)
+  const result = await load(c.port, opts.connections, opts.duration)
+  const cpu = delta(before, snapshot(pids))
+  const requests = result.requests.total
+  const per = (pid: number | undefined): number | undefined => {
+    const s = pid === undefined ? undefined : cpu.cpuS.get(pid)
+    return s === undefined || requests === 0 ? undefined : s * 1e6 / requests
+  }
+  const pct = (pid: number): number | undefined => {
+    const s = cpu.cpuS.get(pid)
+    return s === undefined ? undefined : s / cpu.wallS * 100
+  }
+  return {
+    round,
+    contender: c.name,
+    requests,
+    rps: requests / cpu.wallS,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+    cpuUs: per(c.child.pid),
+    cpuPct: pct(c.child.pid),
+    redisUs: c.name === 'gateway+redis' ? per(redis?.pid) : undefined,
+    loadPct: pct(process.pid),
+    backendsPct: pct(backends.pid),
+    foreignPct: cpu.foreignPct
+  }
+}
+
+/** Waits (at most QUIET_WAIT_S) until the CPU not used by the bench is below QUIET_MAX % for 1 s; false when it never was. */
+async function quietGate (pids: number[]): Promise<boolean> {
+  for (let waited = 0; ; waited++) {
+    const before = snapshot(pids)
+    await sleep(1000)
+    const foreign = delta(before, snapshot(pids)).foreignPct
+    if (foreign === undefined || foreign <= QUIET_MAX) return true
+    if (waited === 0) log(`machine busy (foreign CPU ${foreign.toFixed(0)} %), waiting up to ${QUIET_WAIT_S} s for quiet`)
+    if (waited >= QUIET_WAIT_S) { log(`still busy (${foreign.toFixed(0)} %): measuring anyway`); return false }
+  }
+}
+
+function versionOf (command: string, args: string[], pattern: RegExp): string | undefined {
+  const out = spawnSync(command, args, { encoding: 'utf8' })
+  if (out.status !== 0) return undefined
+  return pattern.exec(out.stdout)?.[1] ?? out.stdout.trim()
+}
+
+/** The lead's side-by-side section of an existing docs file, kept across re-runs. */
+function existingSideBySide (file: string): string | undefined {
+  if (!existsSync(file)) return undefined
+  const text = readFileSync(file, 'utf8')
+  const at = text.indexOf(`\n${SIDE_BY_SIDE}\n`)
+  return at < 0 ? undefined : text.slice(at + 1).trimEnd()
+}
+
+function render (opts: Options, runs: Run[], remeasured: number, list: Contender[], pinned: boolean, redisVersion: string | undefined): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
+  const order = list.map(c => c.name)
+  const summaries = summarize(order, runs)
+  const limiterCosts = costLines(costs(summaries, runs, ['gateway+memory', 'gateway+redis']))
+  const table = resultsTable(summaries)
+  const bad = runs.filter(r => r.errors + r.non2xx > 0)
+  const noisy = runs.filter(r => (r.foreignPct ?? 0) > NOISY)
+  const warnings = [
+    ...(bad.length > 0 ? [`**WARNING: ${bad.length} run(s) had socket errors or non-2xx answers** (${bad.map(r => `r${r.round} ${r.contender}: ${r.errors} / ${r.non2xx}`).join('; ')}): their req/s is not a proxying rate.`] : []),
+    ...(remeasured > 0 ? [`${remeasured} run(s) disturbed by foreign load were measured again (up to ${RETRIES} more times per run, when the machine had been quiet before; the least disturbed attempt is kept).`] : []),
+    ...(noisy.length > 0 ? [`${noisy.length} of the ${runs.length} runs kept still had more than ${NOISY} % of a core of foreign CPU (other work on the machine): ${noisy.map(r => `r${r.round} ${r.contender} ${r.foreignPct?.toFixed(0) ?? ''} %`).join(', ')}.`] : []),
+    ...(redisVersion === undefined ? ['redis-server was not found: gateway+redis was not measured.'] : [])
+  ]
+  const cpu = cpus()
+  const model = cpu[0]?.model.trim() ?? 'unknown CPU'
+  const settings = `${opts.connections} connections, ${opts.duration} s per run, ${opts.rounds} interleaved round(s), ${opts.warmup} s warm-up per contender${opts.quick ? ' (--quick: a smoke run, not a measurement)' : ''}`
+  const pinning = pinned
+    ? 'each gateway alone on CPU 0 (all its threads, `taskset -c 0`); the load generator (the bench process, `taskset -a -cp 1`), the backends process and redis-server on CPU 1, as in ../shared/bench'
+    : '**none** (needs Linux, taskset and 2+ CPUs): processes float and numbers are not comparable with pinned runs'
+
+  const stdout = [
+    `sluice bench: ${settings}; pinning ${pinned ? 'on (gateway CPU 0, everything else CPU 1)' : 'OFF'}`,
+    '',
+    table,
+    '',
+    'Cost of the rate limiter (vs gateway):',
+    ...limiterCosts,
+    ...warnings.map(w => `! ${w.replace(/\*\*/g, '')}`)
+  ].join('\n')
+
+  const markdown = (sideBySide: string | undefined): string => [
+    '# Benchmarks',
+    '',
+    `Generated by \`npm run bench${opts.quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; re-run it to refresh this page (the last section is kept).`,
+    'Timing lives here, never in the tests.',
+    '',
+    '## Machine',
+    '',
+    `- CPU: ${model}, ${cpu.length} logical CPUs; ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `- ${osType()} ${release()}; Node ${process.version}; autocannon ${autocannonVersion()}${redisVersion === undefined ? '' : `; Redis ${redisVersion}`}`,
+    '',
+    '## Method',
+    '',
+    '- Contenders, all over HTTP/1.1 keep-alive on 127.0.0.1, `GET /` answered 200 "ok":',
+    ...list.map(c => `  - \`${c.name}\`: ${c.what}`),
+    '- Gateways: the built entry `node dist/src/server.js` as child processes, one per contender, all started before',
+    '  the first run; `UPSTREAMS` = 3 backends (round robin), `LOG_LEVEL=warn`, `RATE_LIMIT_MAX=100000000`',
+    '  (the maximum: nothing is refused), `HEALTH_CHECK_INTERVAL=5s`, started from an empty directory (no `.env`).',
+    '- Backends: 3 minimal Node HTTP servers (200 "ok" + `x-served-by`, also on `/health`) in one child process.',
+    '  Redis: a private `redis-server --save \'\' --appendonly no` on a free port (never 6379).',
+    `- Pinning: ${pinning}.`,
+    `- Load: autocannon (programmatic, in the bench process), ${settings}: round 1 runs every contender`,
+    '  once in the order above, then round 2, and so on. Each gateway was checked first (6 requests reach all 3',
+    '  backends; rate-limit headers present exactly when the limiter is on; `/readyz` names the expected store).',
+    `- Noise: before each run the bench waits (≤ ${QUIET_WAIT_S} s) until CPU used outside its own processes is below ${QUIET_MAX} % of a core;`,
+    `  a run that started quiet but saw more than ${NOISY} % of foreign CPU is measured again (≤ ${RETRIES} times), the least disturbed attempt kept.`,
+    '- Reported per contender: the median over rounds (req/s with min–max, p50 and p99, CPU), errors summed.',
+    '  CPU µs/req = utime+stime of the contender\'s process (the gateway; the backends process for `direct`)',
+    '  from `/proc/<pid>/stat` over the run ÷ requests; CPU % = the same ÷ wall time (100 = one core).',
+    '',
+    '## Results',
+    '',
+    table,
+    '',
+    '### Cost of the rate limiter',
+    '',
+    ...limiterCosts,
+    '',
+    'cost = 1 − req/s(limiter) ÷ req/s(gateway), from the medians; per round, from the two runs of the same round.',
+    ...(warnings.length > 0 ? ['', ...warnings.map(w => `- ${w}`)] : []),
+    '',
+    '### Every run',
+    '',
+    runsTable(runs),
+    '',
+    'load % = the load generator\'s CPU, backends % = the backends process\'s, foreign % = CPU busy on the machine',
+    'outside the bench\'s processes (other work, and kernel time not charged to a process); all in % of one core.',
+    '',
+    '## How to read it / noise',
+    '',
+    '- All latencies are at saturation (closed loop: every connection sends its next request at once), so',
+    '  p50 ≈ connections ÷ req/s; they say nothing about latency at normal load. autocannon records latency',
+    '  in whole milliseconds.',
+    '- `direct` is the ceiling of the load side: in every proxied run CPU 1 does the same autocannon + backend',
+    '  work per request. A gateway at ≈ 100 % CPU is CPU-bound on its one core: its req/s is its capacity here.',
+    '- The dev machines are shared VMs: other work and host speed drift move req/s by 20–50 % between rounds',
+    '  (see ../shared/bench/BASELINE.md, "Noise seen"); compare only rows of the same invocation, look at the',
+    '  min–max spread and the foreign column, and prefer CPU µs/req, which moves less. A difference under',
+    '  ≈ 20 % in req/s from one 3-round invocation is not significant here.',
+    '- For nginx and haproxy under the same layout (wrk, nginx backends, instruction counts with `PERF=1`) run',
+    '  `GATEWAY_CMD=\'npm start --silent\' ../shared/bench/compare.sh` from the project root; its numbers are not',
+    '  comparable with these (other load generator and backends), only with its own rows.',
+    '',
+    sideBySide ?? `${SIDE_BY_SIDE}\n\n${PLACEHOLDER}`,
+    ''
+  ].join('\n')
+
+  return { stdout, markdown }
+}
+
+function autocannonVersion (): string {
+  try {
+    return (createRequire(import.meta.url)('autocannon/package.json') as { version: string }).version
+  } catch {
+    return '(version unknown)'
+  }
+}
