@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { Config } from '../../src/config/index.js'
 import { adminGuard } from '../../src/admin/auth.js'
+import dashboardRoutes from './dashboard.js'
 import serversRoutes from './servers.js'
 import statusRoutes from './status.js'
 
@@ -12,6 +13,8 @@ export interface AdminRoutesOptions {
 const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { config }) => {
   const guard = adminGuard(config.adminToken)
   fastify.addHook('onRequest', async (request, reply) => {
+    // the dashboard page only: it asks for the token and sends it on every call it makes
+    if (request.routeOptions.config.adminPage === true) return
     const refused = guard(request)
     if (refused === undefined) return
     // RFC 9110 §11.6.1: a 401 names the scheme the client should use
@@ -20,6 +23,7 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { co
   })
   await fastify.register(serversRoutes, { config })
   await fastify.register(statusRoutes, { config })
+  await fastify.register(dashboardRoutes)
 }
 
 export default adminRoutes
