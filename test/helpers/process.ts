@@ -3,9 +3,6 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-// the built entry, exactly what `npm start` runs; transpiling the whole app per spawn instead takes
-// tens of seconds on a loaded 2-core machine. `npm test` builds before it runs the tests.
-const ENTRY = `${ROOT}dist/src/server.js`
 
 export interface Spawned {
   child: ChildProcess
@@ -16,10 +13,15 @@ export interface Spawned {
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
-/** Runs the built gateway as `npm start` would, with only `env` (plus PATH) in its environment. */
-export function spawnServer (t: Teardown, env: Record<string, string>, cwd: string): Spawned {
-  if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run \`npm run build\` first (npm test does)`)
-  const child = spawn(process.execPath, [ENTRY], {
+/**
+ * Starts a built file of the project (what its npm script runs) with only `env` (plus PATH) in its
+ * environment. Built, not from source: transpiling the app per spawn takes tens of seconds on a
+ * loaded 2-core machine. `npm test` builds before it runs the tests.
+ */
+function launch (file: string, args: string[], env: Record<string, string>, cwd: string): Spawned {
+  const path = `${ROOT}dist/${file}`
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` first (npm test does)`)
+  const child = spawn(process.execPath, [path, ...args], {
     cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -28,7 +30,20 @@ export function spawnServer (t: Teardown, env: Record<string, string>, cwd: stri
   let err = ''
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { err += chunk })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const exited = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
   return { child, stdout: () => out, stderr: () => err, exited }
+}
+
+/** Runs the built gateway as `npm start` would; killed when the test ends if still running. */
+export function spawnServer (t: Teardown, env: Record<string, string>, cwd: string): Spawned {
+  const server = launch('src/server.js', [], env, cwd)
+  t.teardown(() => { if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL') })
+  return server
+}
+
+/** Runs a built tool (`tools/<name>.js`) to completion, as its npm script would. */
+export async function runTool (name: string, args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const run = launch(`tools/${name}.js`, args, {}, ROOT)
+  const code = await run.exited
+  return { code, stdout: run.stdout(), stderr: run.stderr() }
 }

@@ -1,27 +1,10 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import type { LoadtestResult } from '../../tools/loadtest/aggregate.js'
 import { hitsOn, startBackends } from '../helpers/backends.js'
 import { startGateway, upstreamsEnv } from '../helpers/gateway.js'
+import { runTool } from '../helpers/process.js'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const TS_LOADER = new URL('node_modules/@tapjs/typescript/dist/esm/import.mjs', `file://${ROOT}`).href
-
-/** Runs `tools/loadtest.ts` from source, as `npm run loadtest` would run the built one. */
-async function loadtest (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', TS_LOADER, `${ROOT}tools/loadtest.ts`, ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', TS_NODE_PROJECT: `${ROOT}tsconfig.json` },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const code = await new Promise<number | null>(resolve => child.once('close', resolve))
-  return { code, stdout, stderr }
-}
+const loadtest = async (args: string[]): ReturnType<typeof runTool> => runTool('loadtest', args)
 
 t.test('--json -: totals add up, round-robin shares, 429 share', async t => {
   const backends = await startBackends(t, 3)
