@@ -15,7 +15,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The server the current attempt went to (null before the balancer picked one). */
     upstream: Upstream | null
-    /** Servers that already failed this request; null until a retry. */
+    /** Servers this request failed on and was retried away from (so its retries); null until a retry. */
     upstreamTried: Upstream[] | null
     /** When the current attempt was sent (performance.now()), for latency-aware balancing. */
     upstreamStartedAt: number
@@ -122,7 +122,11 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
     }
     tried.push(failed)
     const next = balancer.pick(clientKey(request.ip), tried)
-    if (next === undefined) return false
+    if (next === undefined) {
+      // no retry after all: `upstreamTried` lists only servers a retry moved away from
+      tried.pop()
+      return false
+    }
     request.log.info({ failed: failed.url, next: next.url, kind }, 'retrying on another upstream')
     pool.release(failed)
     pool.acquire(next)

@@ -45,17 +45,6 @@ const classIndex = (status: number): number => {
   return i < 0 ? 0 : i > 4 ? 4 : i
 }
 
-/**
- * Extra attempts the request made. The proxy lists a failed server in `upstreamTried` before it
- * looks for another; when none was left, the last one listed is still `request.upstream` and was
- * not followed by a retry.
- */
-function retriesOf (request: FastifyRequest): number {
-  const tried = request.upstreamTried
-  if (tried === null || tried === undefined || tried.length === 0) return 0
-  return tried[tried.length - 1] === request.upstream ? tried.length - 1 : tried.length
-}
-
 const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
@@ -135,7 +124,7 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
     const cls = classIndex(status)
     // the limiter runs before the balancer, so a 429 without an upstream is the gateway's own
     const limited = status === 429 && upstream === null
-    const retried = retriesOf(request)
+    const retried = request.upstreamTried?.length ?? 0
 
     requests.add(upstream === null ? NO_UPSTREAM : upstream.id, method * CLASSES.length + cls)
     durations.observe(cls, durationMs / 1000)
