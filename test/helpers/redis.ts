@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer, connect } from 'node:net'
+import { connect } from 'node:net'
+import { freePort } from '../../tools/bench/procs.js'
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released): the bench's own helper. */
+export { freePort }
 
 export interface RedisServer {
   port: number
@@ -12,18 +16,6 @@ export interface RedisServer {
 }
 
 interface Teardown { teardown: (fn: () => unknown) => void }
-
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-export async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function accepting (port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
