@@ -64,6 +64,8 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
     })
   const store: LimiterStore = resilient ?? memory
   const stats: LimiterStats = { limited: 0, outages: 0, get fallbacks () { return resilient?.fallbacks ?? 0 } }
+  // before any early return: the memory store runs a sweep timer even when nothing uses it
+  fastify.addHook('onClose', async () => { await store.close() })
 
   const log = fastify.log.child({ component: 'rate-limit' })
   resilient?.on('degraded', reason => {
@@ -132,8 +134,6 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
       throw new RateLimitedError(reset)
     }
   }
-
-  fastify.addHook('onClose', async () => { await store.close() })
 }
 
 function policy (fastify: import('fastify').FastifyInstance, name: string, max: number, windowMs: number,
