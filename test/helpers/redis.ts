@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { connect } from 'node:net'
-import { freePort } from '../../tools/bench/procs.js'
+import { freePort } from '../../tools/free-port.js'
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released): the bench's own helper. */
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released): the same helper the bench uses. */
 export { freePort }
 
 export interface RedisServer {

@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+export { freePort } from '../free-port.js'
 
 // Child processes of the bench: started pinned (or not), every one remembered by PID and stopped
 // by PID at the end, on error and on SIGINT. Plus CPU accounting from /proc.
@@ -97,21 +98,6 @@ export async function firstLine (child: Child, timeoutMs: number): Promise<strin
     child.proc.stdout?.on('data', onData)
     child.proc.once('exit', onExit)
   })
-}
-
-/** A TCP port of 127.0.0.1 that was free a moment ago (never one of `avoid`). */
-export async function freePort (avoid: number[] = []): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer()
-      server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as AddressInfo
-        server.close(() => resolve(port))
-      })
-    })
-    if (!avoid.includes(port)) return port
-  }
 }
 
 export interface Reply { status: number, headers: Record<string, string | string[] | undefined>, body: string }
