@@ -97,12 +97,18 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
       const request = reply.request
       const server = request.upstream as Upstream
       const code = transportCode(error)
+      if (reply.raw.destroyed) {
+        // the client left mid-body (aborted, or cut by REQUEST_TIMEOUT), which broke the upload:
+        // not the upstream's failure, so no passive ejection; nobody is left to answer either
+        request.log.debug({ upstream: server.url, code }, 'client went away during the upstream request')
+        reply.send(new UpstreamUnreachableError(code, { cause: error }))
+        return
+      }
       const kind = classifyFailure(code)
       strategy.observe?.(server, upstreamTimeout, performance.now())
       passive.failure(server)
       const attempts = (request.upstreamTried?.length ?? 0) + 1
-      // a client that went away needs no retry
-      if (kind !== 'timeout' && !reply.raw.destroyed && retryOn(reply, kind, server)) return
+      if (kind !== 'timeout' && retryOn(reply, kind, server)) return
       request.log.warn({ upstream: server.url, code, attempts }, 'upstream request failed')
       reply.send(kind === 'timeout'
         ? new UpstreamTimeoutError(upstreamTimeout, { cause: error })
@@ -154,11 +160,18 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
   await fastify.register(async function proxyScope (scope) {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
-    // first in the pipeline: a limited request never reaches the balancer or an upstream
+    // first in the pipeline, so a client that leaves while its request waits on the limiter is
+    // counted too (499)
+    const { telemetry } = fastify
+    scope.addHook('onRequest', (request, reply, done) => {
+      // a WebSocket upgrade never finishes an HTTP response: its session is not a request to count
+      if (request.raw.headers.upgrade === undefined) telemetry.watch(request, reply)
+      done()
+    })
+    // then the limiter: a limited request never reaches the balancer or an upstream
     const { onRequest: limit } = fastify.limiter
     if (limit !== undefined) scope.addHook('onRequest', limit)
     // every proxied answer (429s and the gateway's own 5xx included): metrics, status, access log
-    const { telemetry } = fastify
     scope.addHook('onResponse', (request, reply, done) => { telemetry.record(request, reply); done() })
     await scope.register(httpProxy, {
       upstream: '',

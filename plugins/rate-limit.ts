@@ -1,12 +1,15 @@
 import { BlockList, isIPv6 } from 'node:net'
 import fp from 'fastify-plugin'
-import rateLimit, { normalizeIP, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Config, RateLimitRule } from '../src/config/index.js'
 import { LimiterUnavailableError, RateLimitedError } from '../src/errors.js'
-import { clientKey } from '../src/net.js'
+import { clientKey, limitIdentity } from '../src/net.js'
 import { MemoryStore } from '../src/ratelimit/memory-store.js'
+import { DenyCache } from '../src/ratelimit/deny-cache.js'
+import { LIMIT_LUA } from '../src/ratelimit/lua.js'
 import { RedisStore } from '../src/ratelimit/redis-store.js'
+import { ScriptClient } from '../src/ratelimit/script-client.js'
+import type { RedisClient } from '../src/redis.js'
 import { LimiterBypassed, ResilientStore, type RedisErrorPolicy } from '../src/ratelimit/resilient-store.js'
 import type { Algorithm, Decision, LimiterStore } from '../src/ratelimit/store.js'
 
@@ -28,7 +31,7 @@ export interface Limiter {
   readonly degraded: boolean
   readonly stats: LimiterStats
   /** The hook the proxied routes run first; undefined with RATE_LIMIT=off. */
-  readonly onRequest: ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined
+  readonly onRequest: ((request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void) | undefined
 }
 
 declare module 'fastify' {
@@ -41,26 +44,26 @@ export interface RateLimitPluginOptions {
   config: Config
 }
 
-type Check = ReturnType<import('fastify').FastifyInstance['createRateLimit']>
-
 interface Policy {
   /** `"default"` or `"rule-N"` (SPEC §3), quoted as a structured-field string. */
   name: string
   max: number
   windowMs: number
   rule: RateLimitRule | undefined
-  check: Check
+  /** The client's key in the store (the rule's own namespace for rules). */
+  key: (request: FastifyRequest) => string
   /** The constant `RateLimit-Policy` value. */
   policyHeader: string
 }
 
 const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { config }) => {
   const memory = new MemoryStore({ algorithm: config.rateLimitAlgorithm })
-  const client = config.rateLimit ? fastify.redis ?? undefined : undefined
+  const client = config.rateLimit ? limiterConnection(fastify, config) : undefined
   const resilient = client === undefined
     ? undefined
     : new ResilientStore(new RedisStore(client, { algorithm: config.rateLimitAlgorithm, prefix: config.keyPrefix }), memory, client, {
-      policy: config.rateLimitOnRedisError
+      policy: config.rateLimitOnRedisError,
+      denyCache: new DenyCache()
     })
   const store: LimiterStore = resilient ?? memory
   const stats: LimiterStats = { limited: 0, outages: 0, get fallbacks () { return resilient?.fallbacks ?? 0 } }
@@ -86,12 +89,10 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
   fastify.decorate('limiter', limiter)
   if (!config.rateLimit) return
 
-  await fastify.register(rateLimit, { global: false, store: adapt(store) })
-
   const keyOf = clientIdentity(config)
   const policies: Policy[] = [
-    policy(fastify, '"default"', config.rateLimitMax, config.rateLimitWindow, undefined, keyOf),
-    ...config.rateLimitRules.map((rule, i) => policy(fastify, `"rule-${i + 1}"`, rule.max, rule.window, rule,
+    policy('"default"', config.rateLimitMax, config.rateLimitWindow, undefined, keyOf),
+    ...config.rateLimitRules.map((rule, i) => policy(`"rule-${i + 1}"`, rule.max, rule.window, rule,
       (request: FastifyRequest) => `r${i + 1}|${keyOf(request)}`))
   ]
   // longest path first; for equal paths a rule that names the method is the more specific one
@@ -104,53 +105,80 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
   const legacy = mode === 'legacy' || mode === 'both'
   const ietf = mode === 'ietf' || mode === 'both'
 
-  limiter.onRequest = async function limit (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (allow !== undefined && isAllowed(allow, clientKey(request.ip))) return
-    const chosen = rules.length === 0 ? fallback : matchRule(rules, request) ?? fallback
-    let result: Awaited<ReturnType<Check>>
-    try {
-      result = await chosen.check(request)
-    } catch (err) {
-      if (!(err instanceof LimiterBypassed)) throw err
-      if (err.policy === 'deny') throw new LimiterUnavailableError()
-      return
-    }
-    if (result.isAllowed) return
-    const exceeded = result.isExceeded
+  /** Headers, and the 429 when the budget is spent; `done` continues (or ends) the request. */
+  function apply (chosen: Policy, decision: Decision, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const remaining = chosen.max > decision.current ? chosen.max - decision.current : 0
+    const seconds = Math.ceil(decision.ttl / 1000)
     // on a 429 the reset is the retry-after, so the two never disagree
-    const reset = exceeded ? Math.max(1, result.ttlInSeconds) : result.ttlInSeconds
+    const reset = decision.allowed || seconds > 1 ? seconds : 1
     if (legacy) {
-      reply.header('x-ratelimit-limit', result.max)
-      reply.header('x-ratelimit-remaining', result.remaining)
+      reply.header('x-ratelimit-limit', chosen.max)
+      reply.header('x-ratelimit-remaining', remaining)
       reply.header('x-ratelimit-reset', reset)
     }
     if (ietf) {
       reply.header('ratelimit-policy', chosen.policyHeader)
-      reply.header('ratelimit', `${chosen.name};r=${result.remaining};t=${reset}`)
+      reply.header('ratelimit', `${chosen.name};r=${remaining};t=${reset}`)
     }
-    if (exceeded) {
-      stats.limited++
-      reply.header('retry-after', reset)
-      throw new RateLimitedError(reset)
+    if (decision.allowed) {
+      done()
+      return
     }
+    stats.limited++
+    reply.header('retry-after', reset)
+    done(new RateLimitedError(reset))
+  }
+
+  function bypassed (err: unknown, done: HookHandlerDoneFunction): void {
+    if (!(err instanceof LimiterBypassed)) done(err as Error)
+    else if (err.policy === 'deny') done(new LimiterUnavailableError())
+    else done()
+  }
+
+  // a callback hook, not an async one: the in-memory store answers synchronously and then the
+  // request goes on without a promise; the Redis store's answer continues it when it arrives
+  limiter.onRequest = function limit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    if (allow !== undefined && isAllowed(allow, clientKey(request.ip))) {
+      done()
+      return
+    }
+    const chosen = rules.length === 0 ? fallback : matchRule(rules, request) ?? fallback
+    let decision: Decision | Promise<Decision>
+    try {
+      decision = store.hit(chosen.key(request), chosen.windowMs, chosen.max)
+    } catch (err) {
+      bypassed(err, done)
+      return
+    }
+    if (decision instanceof Promise) decision.then(d => { apply(chosen, d, reply, done) }, err => { bypassed(err, done) })
+    else apply(chosen, decision, reply, done)
   }
 }
 
-function policy (fastify: import('fastify').FastifyInstance, name: string, max: number, windowMs: number,
-  rule: RateLimitRule | undefined, keyGenerator: (request: FastifyRequest) => string): Policy {
-  return {
-    name,
-    max,
-    windowMs,
-    rule,
-    check: fastify.createRateLimit({ max, timeWindow: windowMs, keyGenerator }),
-    policyHeader: `${name};q=${max};w=${Math.ceil(windowMs / 1000)}`
-  }
+function policy (name: string, max: number, windowMs: number, rule: RateLimitRule | undefined,
+  key: (request: FastifyRequest) => string): Policy {
+  return { name, max, windowMs, rule, key, policyHeader: `${name};q=${max};w=${Math.ceil(windowMs / 1000)}` }
+}
+
+/**
+ * The connection the limiter's decisions travel on. With one Redis, a `ScriptClient` of its own
+ * (the hot path: one script, batched writes), connected when the app is ready without waiting and
+ * closed with it; with Redis Cluster, the shared ioredis Cluster, which knows the slots.
+ */
+function limiterConnection (fastify: FastifyInstance, config: Config): ScriptClient | RedisClient | undefined {
+  if (config.redisClusterNodes.length > 0) return fastify.redis ?? undefined
+  if (config.redisUrl === undefined) return undefined
+  const client = new ScriptClient({ url: config.redisUrl, script: LIMIT_LUA, commandTimeoutMs: config.redisTimeout })
+  // the breaker logs outages once; every failed reconnect is also an 'error' event
+  client.on('error', () => {})
+  fastify.addHook('onReady', async () => { client.connect() })
+  fastify.addHook('onClose', async () => { await client.close() })
+  return client
 }
 
 /** What identifies a client: its IP (IPv4-mapped folded, IPv6 by /64) or a header, falling back to the IP. */
 function clientIdentity (config: Config): (request: FastifyRequest) => string {
-  const ipKey = (request: FastifyRequest): string => `ip|${normalizeIP(request.ip, 64)}`
+  const ipKey = (request: FastifyRequest): string => `ip|${limitIdentity(request.ip)}`
   const key = config.rateLimitKey
   if (key.kind === 'ip') return ipKey
   const name = key.name
@@ -192,26 +220,6 @@ function allowList (entries: readonly string[]): BlockList | undefined {
 
 function isAllowed (list: BlockList, ip: string): boolean {
   return list.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')
-}
-
-/** @fastify/rate-limit's store contract (callback `incr`) over a `LimiterStore`. */
-function adapt (store: LimiterStore): FastifyRateLimitStoreCtor {
-  const adapter = {
-    incr (key: string, callback: (error: Error | null, result?: Decision) => void, timeWindow: number, max: number): void {
-      let result: Decision | Promise<Decision>
-      try {
-        result = store.hit(key, timeWindow, max)
-      } catch (err) {
-        callback(err as Error)
-        return
-      }
-      if (result instanceof Promise) result.then(decision => callback(null, decision), (err: Error) => callback(err))
-      else callback(null, result)
-    },
-    child () { return adapter }
-  }
-  // @fastify/rate-limit constructs the store itself; a constructor returning an object yields it
-  return function SluiceStore () { return adapter } as unknown as FastifyRateLimitStoreCtor
 }
 
 export default fp(rateLimitPlugin, { name: 'sluice-rate-limit', fastify: '5.x', dependencies: ['sluice-redis'] })

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Upstream, CheckResult } from '../src/pool/upstream.js'
 import type { Limiter } from './rate-limit.js'
+import type { ClientErrorReason } from '../src/client-error.js'
 // for their declarations of `fastify.balancer` and `request.upstream`, read here (erased at run time)
 import type {} from './balancer.js'
 import type {} from './proxy.js'
@@ -20,13 +21,28 @@ export interface Telemetry {
    * duration histogram, the status aggregates and the access log line. Synchronous and cheap.
    */
   record (request: FastifyRequest, reply: FastifyReply): void
+  /**
+   * Called once per proxied request before anything answers it: if the client disconnects before
+   * the response has ended (no onResponse runs then), the request is accounted for as
+   * CLIENT_CLOSED_REQUEST. A request is never accounted for twice.
+   */
+  watch (request: FastifyRequest, reply: FastifyReply): void
+  /** Counts a connection refused by Node's parser or timeouts before any route saw it. */
+  clientError (reason: ClientErrorReason): void
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     telemetry: Telemetry
   }
+  interface FastifyRequest {
+    /** Set once the request has been counted, by onResponse or by its client's disconnection. */
+    telemetryRecorded: boolean
+  }
 }
+
+/** nginx's "client closed request": the status counted for a proxied request whose client left before its response ended. */
+export const CLIENT_CLOSED_REQUEST = 499
 
 /** Label values of `method`: the standard methods, anything else is OTHER (bounded cardinality). */
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE', 'OTHER'] as const
@@ -35,6 +51,7 @@ const OTHER = METHODS.length - 1
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
 const NO_UPSTREAM = 'none'
 const CHECK_RESULTS = ['success', 'failure'] as const
+const CLIENT_ERROR_REASONS: readonly ClientErrorReason[] = ['timeout', 'headers_too_large', 'malformed']
 /** Seconds; from sub-millisecond answers up to the default UPSTREAM_TIMEOUT. */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 /** pino's numeric levels: the access line is written only when `info` is enabled. */
@@ -105,6 +122,13 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
       for (const server of servers(fastify)) this.set({ upstream: server.id }, server.state === 'healthy' ? 1 : 0)
     }
   })
+  const clientErrors = new Counter({
+    name: 'sluice_client_errors_total',
+    help: 'Client connections answered 400, 408 or 431 and closed by the HTTP parser or its timeouts before routing, by reason.',
+    labelNames: ['reason'],
+    registers: [registry]
+  })
+  for (const reason of CLIENT_ERROR_REASONS) clientErrors.inc({ reason }, 0)
   const limiter = (): Limiter | undefined => fastify.hasDecorator('limiter') ? fastify.limiter : undefined
   limiterCounter(registry, 'sluice_rate_limited_total', 'Proxied requests refused with 429 by the rate limiter.', () => limiter()?.stats.limited ?? 0)
   limiterCounter(registry, 'sluice_limiter_fallbacks_total', 'Rate-limit decisions made without Redis because it was unavailable (RATE_LIMIT_ON_REDIS_ERROR applied).', () => limiter()?.stats.fallbacks ?? 0)
@@ -117,7 +141,21 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
   })
 
   function record (request: FastifyRequest, reply: FastifyReply): void {
-    const status = reply.statusCode
+    account(request, reply, reply.statusCode)
+  }
+
+  function watch (request: FastifyRequest, reply: FastifyReply): void {
+    const res = reply.raw
+    res.once('close', () => {
+      // once finished, onResponse accounts for it with the status sent
+      if (!res.writableFinished) account(request, reply, CLIENT_CLOSED_REQUEST)
+    })
+  }
+
+  function account (request: FastifyRequest, reply: FastifyReply, status: number): void {
+    // a response can both error (onResponse runs) and close unfinished: count it once
+    if (request.telemetryRecorded) return
+    request.telemetryRecorded = true
     const durationMs = reply.elapsedTime
     const upstream = request.upstream ?? null
     const method = METHOD_INDEX.get(request.method) ?? OTHER
@@ -148,7 +186,9 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
     }
   }
 
-  fastify.decorate('telemetry', { registry, stats, record } satisfies Telemetry)
+  const clientError = (reason: ClientErrorReason): void => { clientErrors.inc({ reason }) }
+  fastify.decorateRequest('telemetryRecorded', false)
+  fastify.decorate('telemetry', { registry, stats, record, watch, clientError } satisfies Telemetry)
 
   fastify.addHook('onReady', async () => {
     // before the balancer's own onReady starts the checks (this plugin is registered first)

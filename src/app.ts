@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config/index.js'
+import { clientErrorHandler } from './client-error.js'
+import { limitRequestsPerSocket } from './connection-budget.js'
 import { sendError } from './error-handler.js'
 import { RouteNotFoundError } from './errors.js'
 import { requestIdFrom } from './proxy/headers.js'
@@ -31,7 +34,10 @@ export interface AppOptions {
 
 const newRequestId = (): string => randomUUID()
 
-function serverOptions (config: Config, logger: FastifyServerOptions['logger'] | FastifyBaseLogger, shared: boolean): FastifyServerOptions {
+/** How often Node looks for requests past HEADERS_TIMEOUT / REQUEST_TIMEOUT: a tenth of the guard, 50 ms..1 s. */
+const checkingInterval = (headersTimeout: number): number => Math.min(1000, Math.max(50, Math.floor(headersTimeout / 10)))
+
+function serverOptions (config: Config, logger: FastifyServerOptions['logger'] | FastifyBaseLogger, shared: boolean): FastifyHttpOptions<Server> {
   return {
     ...(shared ? { loggerInstance: logger as FastifyBaseLogger } : { logger: logger as FastifyServerOptions['logger'] }),
     // a hop count is valid at run time (proxy-addr), though Fastify's types omit it
@@ -40,14 +46,29 @@ function serverOptions (config: Config, logger: FastifyServerOptions['logger'] |
     genReqId: (req) => requestIdFrom(req.headers['x-request-id'], newRequestId),
     // Fastify's two lines per request cost ~25% throughput; proxied requests get one access line
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // a request already on a kept-alive connection when shutdown starts is served (with connection:
+    // close), not refused with a bare 503
+    return503OnClosing: false,
+    // the client side's guards: slowloris, oversized heads, connections held forever
+    requestTimeout: config.requestTimeout,
+    keepAliveTimeout: config.keepAliveTimeout,
+    http: {
+      headersTimeout: config.headersTimeout,
+      requestTimeout: config.requestTimeout,
+      maxHeaderSize: config.maxHeaderSize,
+      // Node checks those two timeouts only every 30 s by default: a 10 s guard would let a slow
+      // client hold its socket up to 40 s
+      connectionsCheckingInterval: checkingInterval(config.headersTimeout)
+    },
+    clientErrorHandler,
     // a malformed URL or header is refused before routing; it still gets the SLUICE error body
     frameworkErrors: (error, request, reply) => { sendError(error, request, reply) }
   }
 }
 
 /** What every listener shares: the error body, the request id, connection: close while stopping. */
-function common (app: FastifyInstance, stopping: () => boolean): void {
+function common (app: FastifyInstance, config: Config, stopping: () => boolean): void {
+  limitRequestsPerSocket(app.server, config.maxRequestsPerSocket)
   app.setErrorHandler(sendError)
   app.setNotFoundHandler((request, reply) => { sendError(new RouteNotFoundError(request.method, request.url.split('?', 1)[0]), request, reply) })
   app.addHook('onRequest', (request, reply, done) => {
@@ -69,7 +90,7 @@ function common (app: FastifyInstance, stopping: () => boolean): void {
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify(serverOptions(config, options.logger ?? { level: config.logLevel }, false))
   app.decorate('shuttingDown', false)
-  common(app, () => app.shuttingDown)
+  common(app, config, () => app.shuttingDown)
 
   // first: counts every proxied request, whatever answers it (limiter, balancer, proxy)
   await app.register(telemetry)
@@ -105,7 +126,7 @@ async function buildAdminApp (gateway: FastifyInstance, config: Config): Promise
   admin.decorate('telemetry', gateway.telemetry)
   admin.decorate('poolAdmin', gateway.poolAdmin)
   admin.decorate('adminApp', null)
-  common(admin, () => gateway.shuttingDown)
+  common(admin, config, () => gateway.shuttingDown)
   gateway.addHook('onReady', async () => { await admin.ready() })
   gateway.addHook('onClose', async () => { await admin.close() })
   return admin

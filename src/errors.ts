@@ -48,6 +48,12 @@ export const PayloadTooLargeError = createError(
 export const UnsupportedMediaTypeError = createError(
   'SLUICE_UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type %s: send application/json', 415)
 
+export const RequestTimeoutError = createError(
+  'SLUICE_REQUEST_TIMEOUT', 'The request was not received in time (HEADERS_TIMEOUT or REQUEST_TIMEOUT)', 408)
+
+export const HeadersTooLargeError = createError(
+  'SLUICE_HEADERS_TOO_LARGE', 'The request line and headers are larger than MAX_HEADER_SIZE', 431)
+
 export const ConfigError = createError(
   'SLUICE_CONFIG_INVALID', 'Invalid configuration:\n%s', 500)
 
@@ -55,5 +61,6 @@ export const ConfigError = createError(
 export const ERROR_CODES = [
   NoUpstreamError, UpstreamUnreachableError, UpstreamTimeoutError, RateLimitedError, LimiterUnavailableError,
   AdminUnauthorizedError, AdminForbiddenError, RouteNotFoundError, ServerNotFoundError, ServerExistsError, PoolUnavailableError,
-  InvalidUpstreamError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError, ConfigError
+  InvalidUpstreamError, BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError, RequestTimeoutError,
+  HeadersTooLargeError, ConfigError
 ].map(E => new E().code)

@@ -1,4 +1,7 @@
+import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { superviseWorkers } from './cluster.js'
 import { loadConfig } from './config/index.js'
 import { buildApp } from './app.js'
 
@@ -9,6 +12,12 @@ if (!result.ok) {
   process.exit(1)
 }
 const { config } = result
+if (config.workers > 1 && cluster.isPrimary) {
+  const { stopped } = superviseWorkers(config, pino({ level: config.logLevel }))
+  process.exit(await stopped)
+}
+// a worker whose primary is gone (killed) stops gracefully instead of serving on alone
+if (cluster.isWorker) process.once('disconnect', () => { process.kill(process.pid, 'SIGTERM') })
 const app = await buildApp(config)
 
 closeWithGrace({ delay: config.shutdownTimeout, logger: app.log }, async ({ signal, err }) => {

@@ -11,13 +11,14 @@ import {
   canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, redisPing, snapshot, start, stopAll, waitFor,
   type Child
 } from './bench/procs.js'
-import { costLines, costs, int, ms, num, resultsTable, runsTable, summarize, type Run } from './bench/report.js'
+import { costLines, costs, int, ms, num, resultsTable, runsTable, summarize, type Run, type Summary } from './bench/report.js'
 
 // npm run bench [-- --connections 50 --duration 10 --warmup 5 --rounds 3 --out docs/benchmarks.md --quick]
 //
 // Measures in one invocation, side by side, in interleaved rounds: load straight at one backend
-// (`direct`, the ceiling), the built gateway without limiter, with the in-memory limiter and with the
-// Redis limiter (a private redis-server). Method: ../shared/bench/README.md and BASELINE.md.
+// (`direct`, the ceiling), two other Node proxies (the bare undici `forwarder`, the Node floor, and
+// `fast-gateway`), the built gateway without limiter, with the in-memory limiter, with the Redis
+// limiter (a private redis-server), and the full pipeline (Redis limiter + access log at info). Method: ../shared/bench/README.md and BASELINE.md.
 
 const USAGE = 'usage: npm run bench -- [--connections N] [--duration S] [--warmup S] [--rounds N] [--out FILE] [--quick]'
 const QUIET_MAX = 10 // % of one core: before a run, wait until CPU not used by the bench is below this...
@@ -35,6 +36,36 @@ interface Contender {
   port: number
   /** The process whose CPU is this contender's (the gateway; the backends for `direct`). */
   child: Child
+}
+
+/** Other Node proxies measured beside Sluice: built scripts under dist/tools/bench/, given PORT, HOST and UPSTREAMS. */
+const PEERS = [
+  { name: 'forwarder', script: 'forwarder.js', what: 'the Node floor: `http.createServer` + one undici `Pool` per upstream, round robin, no framework (`tools/bench/forwarder.ts`)' },
+  { name: 'fast-gateway', script: 'fast-gateway.js', what: 'fast-gateway 5 (restana + fast-proxy-lite, keep-alive `http.Agent`), round robin per request (`tools/bench/fast-gateway.ts`)' }
+] as const
+
+/** The performance issue's goals, checked against this invocation's medians. */
+function goalLines (summaries: Summary[]): string[] {
+  const of = (name: string): Summary | undefined => summaries.find(s => s.contender === name)
+  const full = of('gateway+full')
+  const lines: string[] = []
+  const versus = (peer: string, goal: number): void => {
+    const p = of(peer)
+    if (full === undefined || p === undefined) return
+    const r = full.rps / p.rps
+    const cpu = full.cpuUs !== undefined && p.cpuUs !== undefined ? `; CPU per request ${num(p.cpuUs)} vs ${num(full.cpuUs)} µs (${(p.cpuUs / full.cpuUs).toFixed(2)}×)` : ''
+    lines.push(`- gateway+full ÷ ${peer}: **${r.toFixed(2)}×** req/s (goal ≥ ${goal}×: ${r >= goal ? 'met' : 'not met'})${cpu}`)
+  }
+  versus('forwarder', 0.85)
+  versus('fast-gateway', 1.5)
+  if (full !== undefined) lines.push(`- gateway+full p99 at ${'the bench\'s'} connections: ${ms(full.p99)} ms (goal < 15 ms at 50 connections: ${full.p99 < 15 ? 'met' : 'not met'})`)
+  const gateway = of('gateway')
+  const redis = of('gateway+redis')
+  if (gateway !== undefined && redis !== undefined) {
+    const cost = 1 - redis.rps / gateway.rps
+    lines.push(`- Redis limiter cost: ${(cost * 100).toFixed(1)} % of req/s (goal ≤ 10 %: ${cost <= 0.1 ? 'met' : 'not met'})`)
+  }
+  return lines
 }
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -134,7 +165,7 @@ async function main (opts: Options): Promise<void> {
     : 'pinning: NOT used (needs Linux, taskset and 2+ CPUs): numbers float and are not comparable with pinned runs')
 
   const redisVersion = versionOf('redis-server', ['--version'], /v=(\S+)/)
-  const contendersPlanned = ['direct', 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis'])]
+  const contendersPlanned = ['direct', ...PEERS.map(p => p.name), 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis', 'gateway+full'])]
   const perRun = opts.duration + 1.5
   const expectedS = 20 + contendersPlanned.length * (opts.warmup + 8 + opts.rounds * perRun)
   const limitS = Math.ceil(expectedS + contendersPlanned.length * opts.rounds * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
@@ -207,6 +238,18 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
   const { ports } = JSON.parse(await firstLine(backends, 10_000)) as { ports: number[] }
   const all: Child[] = [backends]
   const list: Contender[] = [{ name: 'direct', what: `autocannon straight at backend 1 (${ports[0] ?? '?'}); no gateway`, port: ports[0] as number, child: backends }]
+  const upstreams = ports.map(p => `http://127.0.0.1:${p}`).join(',')
+
+  for (const peer of PEERS) {
+    const port = await freePort([6379, ...ports])
+    const child = start(peer.name, process.execPath, [join(root, 'dist', 'tools', 'bench', peer.script)], {
+      cpus: gatewayCpus, cwd: work, env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), UPSTREAMS: upstreams }
+    })
+    all.push(child)
+    await waitFor(child, 'answering GET /', 15_000, async () => (await get(port, '/')).status === 200)
+    await check(peer.name, port, undefined)
+    list.push({ name: peer.name, what: peer.what, port, child })
+  }
 
   let redis: Child | undefined
   let redisPort: number | undefined
@@ -224,24 +267,33 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
   const base: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOST: '127.0.0.1',
-    UPSTREAMS: ports.map(p => `http://127.0.0.1:${p}`).join(','),
+    UPSTREAMS: upstreams,
     LOG_LEVEL: 'warn',
     // The schema's maximum (1e8): at ≈ 5 k req/s a 1 min window counts ≈ 300 k, nothing is refused.
     RATE_LIMIT_MAX: '100000000',
     HEALTH_CHECK_INTERVAL: '5s',
     SHUTDOWN_TIMEOUT: '2s'
   }
-  const gateways: Array<{ name: string, what: string, env: NodeJS.ProcessEnv, store?: string }> = [
+  const gateways: Array<{ name: string, what: string, env: NodeJS.ProcessEnv, store?: string, log?: boolean }> = [
     { name: 'gateway', what: 'the gateway, `RATE_LIMIT=off` (no limiter in the pipeline)', env: { RATE_LIMIT: 'off' } },
     { name: 'gateway+memory', what: 'the gateway, limiter on, in-memory store (no `REDIS_URL`)', env: { RATE_LIMIT: 'on' }, store: 'memory' }
   ]
   if (redisPort !== undefined) {
     gateways.push({ name: 'gateway+redis', what: 'the gateway, limiter on, Redis store (`REDIS_URL` = the private redis-server)', env: { RATE_LIMIT: 'on', REDIS_URL: `redis://127.0.0.1:${redisPort}` }, store: 'redis' })
+    gateways.push({
+      name: 'gateway+full',
+      what: 'the full pipeline of the performance issue: Redis limiter, balancer, proxy, and the access log at `LOG_LEVEL=info` (one line per request, to a file)',
+      env: { RATE_LIMIT: 'on', REDIS_URL: `redis://127.0.0.1:${redisPort}`, LOG_LEVEL: 'info' },
+      store: 'redis',
+      log: true
+    })
   }
   for (const g of gateways) {
     const port = await freePort([6379, ...ports, ...(redisPort === undefined ? [] : [redisPort])])
     // cwd: an empty directory, so no .env or CONFIG_FILE of the working tree leaks in.
-    const child = start(g.name, process.execPath, [server], { cpus: gatewayCpus, cwd: work, env: { ...base, ...g.env, PORT: String(port) } })
+    const child = start(g.name, process.execPath, [server], {
+      cpus: gatewayCpus, cwd: work, env: { ...base, ...g.env, PORT: String(port) }, ...(g.log === true && { stdoutFile: join(work, `${g.name}.log`) })
+    })
     all.push(child)
     await waitFor(child, 'ready /readyz', 15_000, async () => (await get(port, '/readyz')).status === 200)
     await check(g.name, port, g.store)
@@ -302,7 +354,7 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
     non2xx: result.non2xx,
     cpuUs: per(c.child.pid),
     cpuPct: pct(c.child.pid),
-    redisUs: c.name === 'gateway+redis' ? per(redis?.pid) : undefined,
+    redisUs: c.name === 'gateway+redis' || c.name === 'gateway+full' ? per(redis?.pid) : undefined,
     loadPct: pct(process.pid),
     backendsPct: pct(backends.pid),
     foreignPct: cpu.foreignPct
@@ -339,6 +391,7 @@ function render (opts: Options, runs: Run[], remeasured: number, list: Contender
   const order = list.map(c => c.name)
   const summaries = summarize(order, runs)
   const limiterCosts = costLines(costs(summaries, runs, ['gateway+memory', 'gateway+redis']))
+  const goals = goalLines(summaries)
   const table = resultsTable(summaries)
   const bad = runs.filter(r => r.errors + r.non2xx > 0)
   const noisy = runs.filter(r => (r.foreignPct ?? 0) > NOISY)
@@ -362,6 +415,9 @@ function render (opts: Options, runs: Run[], remeasured: number, list: Contender
     '',
     'Cost of the rate limiter (vs gateway):',
     ...limiterCosts,
+    '',
+    'Against the performance goals:',
+    ...goals,
     ...warnings.map(w => `! ${w.replace(/\*\*/g, '')}`)
   ].join('\n')
 
@@ -404,6 +460,14 @@ function render (opts: Options, runs: Run[], remeasured: number, list: Contender
     ...limiterCosts,
     '',
     'cost = 1 − req/s(limiter) ÷ req/s(gateway), from the medians; per round, from the two runs of the same round.',
+    '',
+    '### Against the performance goals',
+    '',
+    ...goals,
+    '',
+    'Ratios of median req/s in this invocation. `forwarder` is the Node floor (no framework; `tools/bench/forwarder.ts`);',
+    '`fast-gateway` is fast-gateway 5 with round robin (`tools/bench/fast-gateway.ts`). When a contender is held back by',
+    'the load side (its CPU % well under 100), compare CPU µs/req instead: the req/s ratio then understates the gap.',
     ...(warnings.length > 0 ? ['', ...warnings.map(w => `- ${w}`)] : []),
     '',
     '### Every run',

@@ -24,6 +24,9 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { co
   await fastify.register(serversRoutes, { config })
   await fastify.register(statusRoutes, { config })
   await fastify.register(dashboardRoutes)
+  // the rest of /admin is the gateway's too: an unknown admin path is a 404 here, never proxied
+  // upstream with the admin token on it
+  for (const url of ['/', '/*']) fastify.all(url, { schema: { hide: true } }, async (_request, reply) => reply.callNotFound())
 }
 
 export default adminRoutes

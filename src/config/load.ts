@@ -43,6 +43,14 @@ export function loadConfig (processEnv: Env, cwd = process.cwd()): LoadResult {
     if (file.upstreams !== undefined) values.upstreams = file.upstreams
   }
   values.rateLimitRules = file.rateLimitRules
+  const { workers, redisUrl, redisClusterNodes } = values as { workers?: number, redisUrl?: string, redisClusterNodes?: unknown[] }
+  if (workers !== undefined && workers > 1 && 'redisUrl' in values && 'redisClusterNodes' in values && redisUrl === undefined && (redisClusterNodes?.length ?? 0) === 0) {
+    problems.push(`WORKERS=${workers} needs REDIS_URL or REDIS_CLUSTER_NODES: without Redis each worker would keep its own rate-limit budget and pool; expected 1, or set Redis`)
+  }
+  const { headersTimeout, requestTimeout } = values as { headersTimeout?: number, requestTimeout?: number }
+  if (requestTimeout !== undefined && headersTimeout !== undefined && requestTimeout !== 0 && requestTimeout < headersTimeout) {
+    problems.push(`REQUEST_TIMEOUT=${requestTimeout}ms is shorter than HEADERS_TIMEOUT=${headersTimeout}ms: expected 0 (off) or at least HEADERS_TIMEOUT`)
+  }
   if (problems.length > 0) return { ok: false, problems }
   return { ok: true, config: Object.freeze(values) as unknown as Config }
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { BALANCERS } from '../balancer/strategy.js'
 import { ALGORITHMS } from '../ratelimit/store.js'
@@ -108,8 +109,21 @@ export const VARIABLES = {
     z.string().regex(/^[\x21-\x7e]{16,256}$/).optional().or(z.literal('').transform(() => undefined))),
   adminPort: variable('ADMIN_PORT', '', 'an integer 1..65535, or empty', 'serve /admin, /docs and /metrics on this port only (same HOST), not on PORT',
     parsed(raw => raw.trim() === '' ? undefined : parseInteger(raw, 1, 65535))),
+  headersTimeout: variable('HEADERS_TIMEOUT', '10s', `${DURATION}, 1ms..5m`,
+    'a client must send its request headers within this (slowloris guard; answered 408)', duration.pipe(z.number().min(1).max(300_000))),
+  requestTimeout: variable('REQUEST_TIMEOUT', '5m', `${DURATION}, 0 (off) or at least HEADERS_TIMEOUT`,
+    'a client must send its whole request, body included, within this (answered 408)', duration),
+  keepAliveTimeout: variable('KEEP_ALIVE_TIMEOUT', '65s', `${DURATION}, at least 1ms`,
+    'an idle client connection is closed after this; longer than the 60 s idle timeout of common load balancers in front', duration.pipe(z.number().min(1))),
+  maxRequestsPerSocket: variable('MAX_REQUESTS_PER_SOCKET', '1000', 'an integer 0..1000000 (0: unlimited)',
+    'a client connection closes after this many requests, so clients rebalance over gateway instances', integer(0, 1_000_000)),
+  maxHeaderSize: variable('MAX_HEADER_SIZE', '16384', 'an integer 1024..1048576 (bytes)',
+    'largest request head (request line and headers) a client may send; larger is answered 431', integer(1024, 1_048_576)),
   logLevel: variable('LOG_LEVEL', 'info', `one of ${LOG_LEVELS.join(', ')}`, 'pino log level',
     z.enum(LOG_LEVELS)),
+  workers: variable('WORKERS', '1', 'an integer 1..64, or auto (one per CPU core)',
+    'worker processes sharing PORT (node:cluster); more than 1 needs REDIS_URL or REDIS_CLUSTER_NODES so limits and pool stay shared',
+    parsed(raw => raw.trim().toLowerCase() === 'auto' ? Math.min(64, availableParallelism()) : parseInteger(raw, 1, 64))),
   shutdownTimeout: variable('SHUTDOWN_TIMEOUT', '10s', DURATION, 'graceful shutdown bound: in-flight requests get this long to finish',
     duration)
 } as const

@@ -1,5 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { LIMIT_LUA } from './lua.js'
+import { encodeArgs, ScriptClient, type EncodedArgs } from './script-client.js'
+import type { Reply } from './resp.js'
 import type { Algorithm, Decision, LimiterStore } from './store.js'
 
 export interface RedisStoreOptions {
@@ -13,22 +15,35 @@ interface LimitCommand {
   sluiceLimit (key: string, windowMs: number, max: number, sliding: 0 | 1): Promise<unknown>
 }
 
+const toDecision = (reply: unknown): Decision => {
+  const [allowed, current, ttl] = reply as [number, number, number]
+  return { allowed: allowed === 1, current, ttl }
+}
+
 /**
  * Shared counters in Redis: one Lua script per decision (atomic, so instances sharing Redis admit
  * exactly `max` together), on Redis's clock, in one hash per client, `<prefix>rl:{<key>}` (a
- * Cluster hash tag), which expires once it no longer counts. No retries and no timeouts here: the
- * caller configures ioredis and wraps this store in its circuit breaker. The client is the
- * caller's, so `close` leaves it open.
+ * Cluster hash tag), which expires once it no longer counts. It runs over the limiter's own
+ * `ScriptClient` (single Redis: the lean hot path) or an ioredis client (Cluster, which routes by
+ * slot). No retries here: the caller bounds the time and wraps this store in its circuit breaker.
+ * The client is the caller's, so `close` leaves it open.
  */
 export class RedisStore implements LimiterStore {
   readonly kind = 'redis' as const
-  readonly #client: LimitCommand
+  readonly #script: ScriptClient | undefined
+  readonly #ioredis: LimitCommand | undefined
   readonly #prefix: string
   readonly #sliding: 0 | 1
+  /** Encoded script arguments by window, then max: a handful of policies, encoded once each. */
+  readonly #args = new Map<number, Map<number, EncodedArgs>>()
 
-  constructor (client: Redis | Cluster, options: RedisStoreOptions) {
-    client.defineCommand('sluiceLimit', { numberOfKeys: 1, lua: LIMIT_LUA })
-    this.#client = client as unknown as LimitCommand
+  constructor (client: ScriptClient | Redis | Cluster, options: RedisStoreOptions) {
+    if (client instanceof ScriptClient) {
+      this.#script = client
+    } else {
+      client.defineCommand('sluiceLimit', { numberOfKeys: 1, lua: LIMIT_LUA })
+      this.#ioredis = client as unknown as LimitCommand
+    }
     this.#prefix = `${options.prefix}rl:`
     this.#sliding = options.algorithm === 'sliding-window' ? 1 : 0
   }
@@ -38,11 +53,25 @@ export class RedisStore implements LimiterStore {
     return `${this.#prefix}{${key}}`
   }
 
-  async hit (key: string, windowMs: number, max: number): Promise<Decision> {
-    const reply = await this.#client.sluiceLimit(this.keyFor(key), windowMs, max, this.#sliding)
-    const [allowed, current, ttl] = reply as [number, number, number]
-    return { allowed: allowed === 1, current, ttl }
+  hit (key: string, windowMs: number, max: number): Promise<Decision> {
+    const script = this.#script
+    if (script === undefined) return (this.#ioredis as LimitCommand).sluiceLimit(this.keyFor(key), windowMs, max, this.#sliding).then(toDecision)
+    const args = this.#encoded(windowMs, max)
+    return new Promise((resolve, reject) => {
+      script.run(this.keyFor(key), args, (err: Error | null, reply?: Reply) => {
+        if (err !== null) reject(err)
+        else resolve(toDecision(reply))
+      })
+    })
   }
 
   close (): void {}
+
+  #encoded (windowMs: number, max: number): EncodedArgs {
+    let byMax = this.#args.get(windowMs)
+    if (byMax === undefined) this.#args.set(windowMs, byMax = new Map())
+    let args = byMax.get(max)
+    if (args === undefined) byMax.set(max, args = encodeArgs([windowMs, max, this.#sliding]))
+    return args
+  }
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { DenyCache } from './deny-cache.js'
 import type { Decision, LimiterStore } from './store.js'
 
 export type RedisErrorPolicy = 'local' | 'allow' | 'deny'
@@ -26,6 +27,8 @@ export interface ResilientOptions {
   /** After a failure, how long requests skip Redis before one probes it (the breaker's cool-down). */
   probeAfterMs?: number
   now?: () => number
+  /** Clients Redis refused, answered locally until their ttl (`DenyCache`); undefined: none. */
+  denyCache?: DenyCache
 }
 
 type State = 'connecting' | 'up' | 'down'
@@ -45,6 +48,7 @@ export class ResilientStore extends EventEmitter<ResilientEvents> implements Lim
   readonly #policy: RedisErrorPolicy
   readonly #probeAfterMs: number
   readonly #now: () => number
+  readonly #denied: DenyCache | undefined
   /** Decisions made without Redis (local, allowed or denied by policy). */
   fallbacks = 0
   #state: State = 'connecting'
@@ -58,6 +62,7 @@ export class ResilientStore extends EventEmitter<ResilientEvents> implements Lim
     this.#policy = options.policy
     this.#probeAfterMs = options.probeAfterMs ?? 1000
     this.#now = options.now ?? Date.now
+    this.#denied = options.denyCache
     connection.on('ready', () => this.#up())
     connection.on('close', () => this.#down('connection closed'))
     connection.on('end', () => this.#down('connection ended'))
@@ -73,6 +78,9 @@ export class ResilientStore extends EventEmitter<ResilientEvents> implements Lim
     if (this.#state !== 'up') {
       if (this.#state === 'connecting' || this.#probing || this.#now() < this.#probeAt) return this.#fallback(key, windowMs, max)
       this.#probing = true
+    } else if (this.#denied !== undefined) {
+      const refused = this.#denied.check(key, max)
+      if (refused !== undefined) return refused
     }
     return this.#viaRedis(key, windowMs, max)
   }
@@ -85,6 +93,7 @@ export class ResilientStore extends EventEmitter<ResilientEvents> implements Lim
     try {
       const decision = await this.#redis.hit(key, windowMs, max)
       if (this.#probing) this.#up()
+      this.#denied?.note(key, decision)
       return decision
     } catch (err) {
       this.#probing = false
@@ -103,7 +112,10 @@ export class ResilientStore extends EventEmitter<ResilientEvents> implements Lim
     this.#probing = false
     const was = this.#state
     this.#state = 'up'
-    if (was === 'down') this.emit('recovered')
+    if (was !== 'down') return
+    // a restarted Redis may have lost the counts behind the cached refusals: ask it again
+    this.#denied?.clear()
+    this.emit('recovered')
   }
 
   #down (reason: string): void {

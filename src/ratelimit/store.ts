@@ -3,7 +3,7 @@ export type Algorithm = typeof ALGORITHMS[number]
 
 /**
  * The answer for one request. `current` is the client's count after this request as
- * @fastify/rate-limit reads it (allowed: at most `max`; denied: `max + 1`). `ttl` is in ms: when
+ * the limiter reads it (allowed: at most `max`; denied: `max + 1`). `ttl` is in ms: when
  * allowed, the time until the current window ends; when denied, the time until a request would
  * be admitted again (what `retry-after` says).
  */

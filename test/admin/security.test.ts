@@ -172,6 +172,20 @@ t.test('with ADMIN_PORT: /admin, /docs and /metrics only on the admin port, neve
   t.equal(backends[0]!.hits.get('/'), undefined)
 })
 
+t.test('an unknown /admin path is the gateway\'s: guarded, then 404, never proxied with the token', async t => {
+  const backends = await startBackends(t, 1)
+  const gw = await startGateway(t, upstreamsEnv(backends, { ADMIN_TOKEN: TOKEN }))
+  const auth = { authorization: `Bearer ${TOKEN}` }
+  for (const path of ['/admin', '/admin/', '/admin/nope', '/admin/servers/x/y', '/admin/status/extra']) {
+    t.equal((await call(gw.url, 'GET', path)).status, 401, `GET ${path} without the token`)
+    const res = await call(gw.url, 'POST', path, auth, { url: 'http://x.example' })
+    t.equal(res.status, 404, `POST ${path} with the token`)
+    t.match(JSON.parse(res.body), { statusCode: 404, code: 'SLUICE_NOT_FOUND' })
+  }
+  t.same([...backends[0]!.hits.keys()].filter(p => p !== '/health'), [], 'the backend saw none of them')
+  t.equal(gw.app.balancer.pool.size, 1, 'the pool is unchanged')
+})
+
 t.test('a 401 names the Bearer scheme; a malformed URL gets the SLUICE error body', async t => {
   const backends = await startBackends(t, 1)
   const gw = await startGateway(t, upstreamsEnv(backends, { ADMIN_TOKEN: TOKEN }))
@@ -181,7 +195,7 @@ t.test('a 401 names the Bearer scheme; a malformed URL gets the SLUICE error bod
   t.equal(res.headers['www-authenticate'], 'Bearer realm="sluice-admin"')
   const bad = await request(`${gw.url}/admin/servers/%E0%A4%A`, { headers: { authorization: `Bearer ${TOKEN}` } })
   t.equal(bad.statusCode, 400)
-  t.match(await bad.body.json(), { statusCode: 400, error: 'Bad Request', code: 'FST_ERR_BAD_URL' })
+  t.match(await bad.body.json(), { statusCode: 400, error: 'Bad Request', code: 'SLUICE_BAD_REQUEST' })
 })
 
 t.test('isLoopback: 127.0.0.0/8, ::1 and their IPv4-mapped form only', async t => {

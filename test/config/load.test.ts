@@ -1,4 +1,5 @@
 import t from 'tap'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, VARIABLES, type Config, type ConfigKey, type Env } from '../../src/config/index.js'
 import { BAD } from '../helpers/bad-config.js'
@@ -39,7 +40,13 @@ const DEFAULTS: Config = {
   drainTimeout: 30_000,
   adminToken: undefined,
   adminPort: undefined,
+  headersTimeout: 10_000,
+  requestTimeout: 300_000,
+  keepAliveTimeout: 65_000,
+  maxRequestsPerSocket: 1000,
+  maxHeaderSize: 16_384,
   logLevel: 'info',
+  workers: 1,
   shutdownTimeout: 10_000
 }
 
@@ -538,4 +545,22 @@ t.test('CONFIG_FILE rateLimit: rules are read (object) while a scalar is RATE_LI
     t.equal(lines.length, 1, file)
     t.match(lines[0], /^CONFIG_FILE rateLimit\["rules"\]\[0\].* is invalid \(.+\): expected \{ "rules"/, file)
   }
+})
+
+t.test('REQUEST_TIMEOUT shorter than HEADERS_TIMEOUT is refused, naming both; 0 turns it off', async t => {
+  const refused = loadConfig({ HEADERS_TIMEOUT: '20s', REQUEST_TIMEOUT: '10s' }, '/nonexistent')
+  t.same(refused, { ok: false, problems: ['REQUEST_TIMEOUT=10000ms is shorter than HEADERS_TIMEOUT=20000ms: expected 0 (off) or at least HEADERS_TIMEOUT'] })
+  const off = loadConfig({ HEADERS_TIMEOUT: '20s', REQUEST_TIMEOUT: '0' }, '/nonexistent')
+  t.equal(off.ok && off.config.requestTimeout, 0)
+})
+
+t.test('WORKERS: an integer or auto; more than 1 needs Redis, said in one line', async t => {
+  const refused = loadConfig({ WORKERS: '4' }, '/nonexistent')
+  t.same(refused, { ok: false, problems: ['WORKERS=4 needs REDIS_URL or REDIS_CLUSTER_NODES: without Redis each worker would keep its own rate-limit budget and pool; expected 1, or set Redis'] })
+  const withRedis = loadConfig({ WORKERS: '4', REDIS_URL: 'redis://127.0.0.1:6390' }, '/nonexistent')
+  t.equal(withRedis.ok && withRedis.config.workers, 4)
+  const auto = loadConfig({ WORKERS: 'auto', REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, '/nonexistent')
+  t.equal(auto.ok && auto.config.workers, Math.min(64, availableParallelism()))
+  const badRedis = loadConfig({ WORKERS: '2', REDIS_URL: 'http://x' }, '/nonexistent')
+  t.equal(badRedis.ok ? 0 : badRedis.problems.length, 1, 'a bad REDIS_URL is reported once, not also as missing')
 })

@@ -34,6 +34,12 @@ export const BAD: Readonly<Record<string, string>> = {
   RETRIES: '2.5',
   PRESERVE_HOST: 'maybe',
   DRAIN_TIMEOUT: '1d',
+  HEADERS_TIMEOUT: '10m',
+  REQUEST_TIMEOUT: 'forever',
+  KEEP_ALIVE_TIMEOUT: '0',
+  MAX_REQUESTS_PER_SOCKET: '-5',
+  MAX_HEADER_SIZE: '512',
   LOG_LEVEL: 'verbose',
+  WORKERS: 'many',
   SHUTDOWN_TIMEOUT: 'soon'
 }

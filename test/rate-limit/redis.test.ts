@@ -1,5 +1,6 @@
 import t from 'tap'
 import { request } from 'undici'
+import { Redis } from 'ioredis'
 import { startBackends } from '../helpers/backends.js'
 import { startGateway, upstreamsEnv, type Gateway } from '../helpers/gateway.js'
 import { startRedis } from '../helpers/redis.js'
@@ -130,4 +131,57 @@ t.test('Redis down at boot: the gateway starts degraded, says so, and joins Redi
   const res = await request(`${gw.url}/`)
   await res.body.dump()
   t.equal(res.headers['x-ratelimit-remaining'], '2', 'a fresh Redis budget: the local count is not carried over')
+})
+
+t.test('a refused client is answered from the deny cache until its retry-after: no Redis call per refused request', async t => {
+  const redis = await startRedis(t)
+  const backends = await startBackends(t, 1)
+  const gw = await startGateway(t, upstreamsEnv(backends, {
+    REDIS_URL: redis.url, RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '2s', RATE_LIMIT_ALGORITHM: 'fixed-window', RATE_LIMIT_KEY: 'header:x-client'
+  }))
+  await connected(gw)
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const scriptCalls = async (): Promise<number> => {
+    const stats = await admin.info('commandstats')
+    return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+  }
+  const hammer = async (client: string): Promise<Array<{ status: number, retryAfter: string | undefined }>> => {
+    const out = []
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${gw.url}/`, { headers: { 'x-client': client } })
+      await res.body.dump()
+      out.push({ status: res.statusCode, retryAfter: res.headers['retry-after'] as string | undefined })
+    }
+    return out
+  }
+  // start early in a fixed window, so the refusals all fall in it
+  await new Promise(resolve => setTimeout(resolve, 2000 - (Date.now() % 2000) + 20))
+  const before = await scriptCalls()
+  const first = await hammer('greedy')
+  t.same(first.map(r => r.status), [200, 200, 429])
+  const asked = await scriptCalls()
+  t.equal(asked - before, 3, 'the first refusal came from Redis')
+  const again = await hammer('greedy')
+  t.same(again.map(r => r.status), [429, 429, 429], 'still refused')
+  t.ok(again.every(r => Number(r.retryAfter) >= 1 && Number(r.retryAfter) <= 2), 'with a retry-after inside the window')
+  t.equal(await scriptCalls(), asked, 'without asking Redis')
+  t.same((await hammer('modest')).map(r => r.status), [200, 200, 429], 'another client has its own budget')
+
+  await waitFor(async () => (await hammer('greedy'))[0]?.status === 200, 'the next window', 4000, 200)
+  t.ok(await scriptCalls() > asked + 3, 'once the ttl passed, Redis decides again')
+})
+
+t.test('the deny cache is forgotten when Redis comes back: a restarted Redis that lost the counts decides again', async t => {
+  const redis = await startRedis(t)
+  const backends = await startBackends(t, 1)
+  const gw = await startGateway(t, upstreamsEnv(backends, { REDIS_URL: redis.url, RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1h' }))
+  await connected(gw)
+  const three = async (): Promise<number[]> => [await status(`${gw.url}/`), await status(`${gw.url}/`), await status(`${gw.url}/`)]
+  t.same(await three(), [200, 200, 429], 'refused for the hour: the refusal is cached')
+  await redis.kill('SIGKILL')
+  await waitFor(() => gw.app.limiter.degraded, 'the outage to be noticed')
+  await redis.restart()
+  await connected(gw)
+  t.same(await three(), [200, 200, 429], 'the empty Redis admits the client again, then refuses it')
 })

@@ -302,7 +302,8 @@ t.test('the text is valid exposition format; no label value holds a path or an I
     sluice_rate_limited_total: 'counter',
     sluice_limiter_degraded: 'gauge',
     sluice_limiter_fallbacks_total: 'counter',
-    sluice_redis_outages_total: 'counter'
+    sluice_redis_outages_total: 'counter',
+    sluice_client_errors_total: 'counter'
   }
   for (const [name, type] of Object.entries(expected)) t.equal(families.get(name)?.type, type, `${name} is a ${type}`)
   const own = [...families.values()].filter(f => f.name.startsWith('sluice_'))

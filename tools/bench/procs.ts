@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -34,13 +34,16 @@ export function pinSelf (cpus: string): boolean {
  * Starts `command args` (under `taskset -c cpus` when `cpus` is set: taskset execs the command, so
  * the PID is the command's own) and registers it for stopping.
  */
-export function start (name: string, command: string, args: string[], options: { cpus?: string, env?: NodeJS.ProcessEnv, cwd?: string } = {}): Child {
+export function start (name: string, command: string, args: string[], options: { cpus?: string, env?: NodeJS.ProcessEnv, cwd?: string, stdoutFile?: string } = {}): Child {
   const argv = options.cpus === undefined ? [command, ...args] : ['taskset', '-c', options.cpus, command, ...args]
+  // a chatty child (an access log) writes to a file: piped, its lines would cost the load generator CPU
+  const stdout = options.stdoutFile === undefined ? 'pipe' : openSync(options.stdoutFile, 'a')
   const proc = spawn(argv[0] as string, argv.slice(1), {
     cwd: options.cwd,
     env: options.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', stdout, 'pipe']
   })
+  if (typeof stdout === 'number') closeSync(stdout)
   let tail = ''
   let exited = false
   const keep = (chunk: Buffer): void => { tail = (tail + chunk.toString('utf8')).slice(-4096) }
