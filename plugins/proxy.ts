@@ -77,6 +77,9 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
     retryDelay: () => null,
     rewriteRequestHeaders (request: FastifyRequest, headers: Record<string, unknown>) {
       stripHopByHop(headers)
+      // Node has already answered the client's `expect: 100-continue`; undici refuses to send it
+      // (UND_ERR_NOT_SUPPORTED, a 502 for every curl upload over 1 KB)
+      delete headers.expect
       setForwarded(headers as IncomingHttpHeaders, request, preserveHost)
       return headers
     },

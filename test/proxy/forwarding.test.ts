@@ -30,6 +30,27 @@ t.test('JSON and text bodies are forwarded as sent, not parsed or re-encoded', a
   }
 })
 
+t.test('expect: 100-continue (curl sends it for bodies over 1 KB): the gateway says continue, the body goes through', async t => {
+  const backends = await startBackends(t, 1)
+  const gw = await startGateway(t, upstreamsEnv(backends))
+  const body = randomBytes(2 * 1024 * 1024)
+  const { status, echoed, continued } = await new Promise<{ status: number, echoed: Buffer, continued: boolean }>((resolve, reject) => {
+    let continued = false
+    const req = httpRequest(`${gw.url}/echo`, {
+      method: 'POST', headers: { expect: '100-continue', 'content-type': 'application/octet-stream', 'content-length': String(body.length) }
+    }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, echoed: Buffer.concat(chunks), continued }))
+    })
+    req.on('continue', () => { continued = true; req.end(body) })
+    req.on('error', reject)
+  })
+  t.ok(continued, '100 Continue came back')
+  t.equal(status, 200, 'not a 502 (undici refuses to send expect upstream)')
+  t.ok(echoed.equals(body), 'the body arrived intact')
+})
+
 t.test('a large response is streamed to the client', async t => {
   const backends = await startBackends(t, 1)
   const gw = await startGateway(t, upstreamsEnv(backends))
