@@ -19,7 +19,7 @@ export interface RedisPluginOptions {
  * (start-up never blocks or fails on Redis; its users follow the connection events), closed last.
  */
 const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, { config }) => {
-  const client = createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisTimeout }) ?? null
+  const client = await createRedisClient({ url: config.redisUrl, clusterNodes: config.redisClusterNodes, commandTimeoutMs: config.redisTimeout }) ?? null
   fastify.decorate('redis', { getter: () => client })
   if (client === null) return
   // ioredis reports every failed reconnect as an 'error' event; its users log outages once

@@ -1,4 +1,4 @@
-import { Cluster } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { RedisClient } from '../redis.js'
 import { InvalidUpstreamError, PoolUnavailableError } from '../errors.js'
 import type { PoolAdmin } from './admin.js'
@@ -76,9 +76,9 @@ export class SharedPool implements PoolAdmin {
     this.#client = client as RedisClient & PoolCommands
     // subscribed connections cannot run other commands: a second one, which queues its
     // SUBSCRIBE until connected and resubscribes by itself after a reconnect
-    this.#subscriber = client instanceof Cluster
-      ? client.duplicate(undefined, { enableOfflineQueue: true, lazyConnect: true })
-      : client.duplicate({ enableOfflineQueue: true, lazyConnect: true })
+    this.#subscriber = client.isCluster
+      ? (client as Cluster).duplicate(undefined, { enableOfflineQueue: true, lazyConnect: true })
+      : (client as Redis).duplicate({ enableOfflineQueue: true, lazyConnect: true })
     this.#subscriber.on('error', () => {})
     this.#subscriber.on('message', (_channel: string, message: string) => { this.#onMessage(message) })
     this.#subscriber.on('ready', () => { this.#sync('subscriber connected') })
