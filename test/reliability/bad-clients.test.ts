@@ -558,7 +558,7 @@ t.test('a 1 GiB upload streams through the built gateway with flat memory', asyn
   t.equal(upstream.lastBytes(), GiB)
   // the idle gateway alone is ~125-165 MB (its modules' code), so the issue's flat-memory bound is
   // checked as growth: buffering the upload would add up to 1 GB; streaming adds GC lag only
-  t.ok(maxRss - rssAtStart < 64e6, `gateway RSS grew less than 64 MB while 1 GiB went through (+${((maxRss - rssAtStart) / 1e6).toFixed(1)} MB)`)
+  t.ok(maxRss - rssAtStart < 50e6, `gateway RSS grew less than 50 MB while 1 GiB went through (+${((maxRss - rssAtStart) / 1e6).toFixed(1)} MB)`)
   t.comment(`FIGURE 5e 1 GiB upload: ${GiB} bytes in ${(durationMs / 1000).toFixed(1)} s ` +
     `(${(GiB / 1e6 / (durationMs / 1000)).toFixed(0)} MB/s), gateway RSS ${(rssAtStart / 1e6).toFixed(1)} MB at start, max ${(maxRss / 1e6).toFixed(1)} MB`)
 })
