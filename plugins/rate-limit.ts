@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import { BlockList, isIPv6 } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
@@ -32,7 +33,28 @@ export interface Limiter {
   readonly stats: LimiterStats
   /** The hook the proxied routes run first; undefined with RATE_LIMIT=off. */
   readonly onRequest: ((request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void) | undefined
+  /**
+   * The same decision without Fastify, for the proxy's fast path: sets the rate-limit headers on
+   * `sink` and calls `done` with nothing (admitted) or the error to answer (429, or 503 under the
+   * deny policy). Undefined with RATE_LIMIT=off.
+   */
+  readonly check: ((request: LimitedRequest, sink: HeaderSink, done: LimitDone) => void) | undefined
 }
+
+/** What the limiter reads of a request: Fastify's, or the fast path's exchange. */
+export interface LimitedRequest {
+  readonly ip: string
+  readonly url: string
+  readonly method: string
+  readonly headers: IncomingHttpHeaders
+}
+
+/** Where the limiter's headers go: a Fastify reply, or the fast path's response headers. */
+export interface HeaderSink {
+  header (name: string, value: string | number): unknown
+}
+
+export type LimitDone = (error?: Error) => void
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,7 +73,7 @@ interface Policy {
   windowMs: number
   rule: RateLimitRule | undefined
   /** The client's key in the store (the rule's own namespace for rules). */
-  key: (request: FastifyRequest) => string
+  key: (request: LimitedRequest) => string
   /** The constant `RateLimit-Policy` value. */
   policyHeader: string
 }
@@ -84,7 +106,8 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
     policy: config.rateLimitOnRedisError,
     get degraded () { return resilient?.degraded ?? false },
     stats,
-    onRequest: undefined
+    onRequest: undefined,
+    check: undefined
   }
   fastify.decorate('limiter', limiter)
   if (!config.rateLimit) return
@@ -93,7 +116,7 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
   const policies: Policy[] = [
     policy('"default"', config.rateLimitMax, config.rateLimitWindow, undefined, keyOf),
     ...config.rateLimitRules.map((rule, i) => policy(`"rule-${i + 1}"`, rule.max, rule.window, rule,
-      (request: FastifyRequest) => `r${i + 1}|${keyOf(request)}`))
+      (request: LimitedRequest) => `r${i + 1}|${keyOf(request)}`))
   ]
   // longest path first; for equal paths a rule that names the method is the more specific one
   const rules = policies.slice(1).sort((a, b) =>
@@ -106,38 +129,38 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
   const ietf = mode === 'ietf' || mode === 'both'
 
   /** Headers, and the 429 when the budget is spent; `done` continues (or ends) the request. */
-  function apply (chosen: Policy, decision: Decision, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  function apply (chosen: Policy, decision: Decision, sink: HeaderSink, done: LimitDone): void {
     const remaining = chosen.max > decision.current ? chosen.max - decision.current : 0
     const seconds = Math.ceil(decision.ttl / 1000)
     // on a 429 the reset is the retry-after, so the two never disagree
     const reset = decision.allowed || seconds > 1 ? seconds : 1
     if (legacy) {
-      reply.header('x-ratelimit-limit', chosen.max)
-      reply.header('x-ratelimit-remaining', remaining)
-      reply.header('x-ratelimit-reset', reset)
+      sink.header('x-ratelimit-limit', chosen.max)
+      sink.header('x-ratelimit-remaining', remaining)
+      sink.header('x-ratelimit-reset', reset)
     }
     if (ietf) {
-      reply.header('ratelimit-policy', chosen.policyHeader)
-      reply.header('ratelimit', `${chosen.name};r=${remaining};t=${reset}`)
+      sink.header('ratelimit-policy', chosen.policyHeader)
+      sink.header('ratelimit', `${chosen.name};r=${remaining};t=${reset}`)
     }
     if (decision.allowed) {
       done()
       return
     }
     stats.limited++
-    reply.header('retry-after', reset)
+    sink.header('retry-after', reset)
     done(new RateLimitedError(reset))
   }
 
-  function bypassed (err: unknown, done: HookHandlerDoneFunction): void {
+  function bypassed (err: unknown, done: LimitDone): void {
     if (!(err instanceof LimiterBypassed)) done(err as Error)
     else if (err.policy === 'deny') done(new LimiterUnavailableError())
     else done()
   }
 
-  // a callback hook, not an async one: the in-memory store answers synchronously and then the
-  // request goes on without a promise; the Redis store's answer continues it when it arrives
-  limiter.onRequest = function limit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  // callbacks, not promises: the in-memory store answers synchronously and then the request goes
+  // on without a promise; the Redis store's answer continues it when it arrives
+  const check = limiter.check = function check (request: LimitedRequest, sink: HeaderSink, done: LimitDone): void {
     if (allow !== undefined && isAllowed(allow, clientKey(request.ip))) {
       done()
       return
@@ -150,13 +173,16 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
       bypassed(err, done)
       return
     }
-    if (decision instanceof Promise) decision.then(d => { apply(chosen, d, reply, done) }, err => { bypassed(err, done) })
-    else apply(chosen, decision, reply, done)
+    if (decision instanceof Promise) decision.then(d => { apply(chosen, d, sink, done) }, err => { bypassed(err, done) })
+    else apply(chosen, decision, sink, done)
+  }
+  limiter.onRequest = function limit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    check(request, reply, done)
   }
 }
 
 function policy (name: string, max: number, windowMs: number, rule: RateLimitRule | undefined,
-  key: (request: FastifyRequest) => string): Policy {
+  key: (request: LimitedRequest) => string): Policy {
   return { name, max, windowMs, rule, key, policyHeader: `${name};q=${max};w=${Math.ceil(windowMs / 1000)}` }
 }
 
@@ -177,8 +203,8 @@ function limiterConnection (fastify: FastifyInstance, config: Config): ScriptCli
 }
 
 /** What identifies a client: its IP (IPv4-mapped folded, IPv6 by /64) or a header, falling back to the IP. */
-function clientIdentity (config: Config): (request: FastifyRequest) => string {
-  const ipKey = (request: FastifyRequest): string => `ip|${limitIdentity(request.ip)}`
+function clientIdentity (config: Config): (request: LimitedRequest) => string {
+  const ipKey = (request: LimitedRequest): string => `ip|${limitIdentity(request.ip)}`
   const key = config.rateLimitKey
   if (key.kind === 'ip') return ipKey
   const name = key.name
@@ -191,7 +217,7 @@ function clientIdentity (config: Config): (request: FastifyRequest) => string {
 }
 
 /** SPEC §2: a rule matches by whole path segments and, when it names one, by method. */
-function matchRule (rules: readonly Policy[], request: FastifyRequest): Policy | undefined {
+function matchRule (rules: readonly Policy[], request: LimitedRequest): Policy | undefined {
   const url = request.url
   const query = url.indexOf('?')
   const path = query === -1 ? url : url.slice(0, query)

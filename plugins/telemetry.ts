@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Upstream, CheckResult } from '../src/pool/upstream.js'
 import type { Limiter } from './rate-limit.js'
 import type { ClientErrorReason } from '../src/client-error.js'
@@ -16,33 +16,35 @@ export interface Telemetry {
   readonly registry: Registry
   /** The bounded aggregates behind GET /admin/status. */
   readonly stats: RequestStats
-  /**
-   * Accounts for one finished proxied request (the proxy's onResponse hook): counters, the
-   * duration histogram, the status aggregates and the access log line. Synchronous and cheap.
-   */
-  record (request: FastifyRequest, reply: FastifyReply): void
-  /**
-   * Called once per proxied request before anything answers it: if the client disconnects before
-   * the response has ended (no onResponse runs then), the request is accounted for as
-   * CLIENT_CLOSED_REQUEST. A request is never accounted for twice.
-   */
-  watch (request: FastifyRequest, reply: FastifyReply): void
   /** Counts a connection refused by Node's parser or timeouts before any route saw it. */
   clientError (reason: ClientErrorReason): void
+  /**
+   * Accounts for one finished (or, with status 499, abandoned) proxied request: counters, the
+   * duration histogram, the status aggregates and the access log line. Synchronous and cheap; the
+   * caller counts each request once.
+   */
+  requestDone (done: FinishedRequest): void
+}
+
+/** What the metrics, the status aggregates and the access log line need of a finished request. */
+export interface FinishedRequest {
+  reqId: string
+  method: string
+  /** The request target as received (the query string is cut for the log). */
+  url: string
+  status: number
+  upstream: Upstream | null
+  durationMs: number
+  clientIp: string
+  /** Extra attempts on other upstreams. */
+  retried: number
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     telemetry: Telemetry
   }
-  interface FastifyRequest {
-    /** Set once the request has been counted, by onResponse or by its client's disconnection. */
-    telemetryRecorded: boolean
-  }
 }
-
-/** nginx's "client closed request": the status counted for a proxied request whose client left before its response ended. */
-export const CLIENT_CLOSED_REQUEST = 499
 
 /** Label values of `method`: the standard methods, anything else is OTHER (bounded cardinality). */
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE', 'OTHER'] as const
@@ -140,46 +142,30 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
     collect () { this.set(limiter()?.degraded === true ? 1 : 0) }
   })
 
-  function record (request: FastifyRequest, reply: FastifyReply): void {
-    account(request, reply, reply.statusCode)
-  }
-
-  function watch (request: FastifyRequest, reply: FastifyReply): void {
-    const res = reply.raw
-    res.once('close', () => {
-      // once finished, onResponse accounts for it with the status sent
-      if (!res.writableFinished) account(request, reply, CLIENT_CLOSED_REQUEST)
-    })
-  }
-
-  function account (request: FastifyRequest, reply: FastifyReply, status: number): void {
-    // a response can both error (onResponse runs) and close unfinished: count it once
-    if (request.telemetryRecorded) return
-    request.telemetryRecorded = true
-    const durationMs = reply.elapsedTime
-    const upstream = request.upstream ?? null
-    const method = METHOD_INDEX.get(request.method) ?? OTHER
+  const log = fastify.log
+  function requestDone (done: FinishedRequest): void {
+    const { status, upstream, durationMs, retried } = done
+    const method = METHOD_INDEX.get(done.method) ?? OTHER
     const cls = classIndex(status)
     // the limiter runs before the balancer, so a 429 without an upstream is the gateway's own
     const limited = status === 429 && upstream === null
-    const retried = request.upstreamTried?.length ?? 0
 
     requests.add(upstream === null ? NO_UPSTREAM : upstream.id, method * CLASSES.length + cls)
     durations.observe(cls, durationMs / 1000)
     if (retried > 0) retries.inc(retried)
     stats.record(status, durationMs, limited)
 
-    const log = request.log
     if ((LEVELS[log.level] ?? 0) <= 30) {
-      const url = request.url
+      const url = done.url
       const query = url.indexOf('?')
       log.info({
-        method: request.method,
+        reqId: done.reqId,
+        method: done.method,
         path: query === -1 ? url : url.slice(0, query),
         status,
         upstream: upstream === null ? null : upstream.id,
         durationMs: Math.round(durationMs * 1000) / 1000,
-        clientIp: request.ip,
+        clientIp: done.clientIp,
         limited,
         retried
       }, 'request')
@@ -187,8 +173,7 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
   }
 
   const clientError = (reason: ClientErrorReason): void => { clientErrors.inc({ reason }) }
-  fastify.decorateRequest('telemetryRecorded', false)
-  fastify.decorate('telemetry', { registry, stats, record, watch, clientError } satisfies Telemetry)
+  fastify.decorate('telemetry', { registry, stats, clientError, requestDone } satisfies Telemetry)
 
   fastify.addHook('onReady', async () => {
     // before the balancer's own onReady starts the checks (this plugin is registered first)

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import type { Server } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyServerFactory, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config/index.js'
 import { clientErrorHandler } from './client-error.js'
 import { limitRequestsPerSocket } from './connection-budget.js'
 import { sendError } from './error-handler.js'
 import { RouteNotFoundError } from './errors.js'
 import { requestIdFrom } from './proxy/headers.js'
+import { clientAddress, trustFunction, type TrustFn } from './proxy/client-address.js'
+import { isGatewayPath } from './gateway-paths.js'
 import telemetry from '../plugins/telemetry.js'
 import redis from '../plugins/redis.js'
 import rateLimit from '../plugins/rate-limit.js'
@@ -37,11 +39,43 @@ const newRequestId = (): string => randomUUID()
 /** How often Node looks for requests past HEADERS_TIMEOUT / REQUEST_TIMEOUT: a tenth of the guard, 50 ms..1 s. */
 const checkingInterval = (headersTimeout: number): number => Math.min(1000, Math.max(50, Math.floor(headersTimeout / 10)))
 
-function serverOptions (config: Config, logger: FastifyServerOptions['logger'] | FastifyBaseLogger, shared: boolean): FastifyHttpOptions<Server> {
+/** Node's HTTP server options: the client side's guards (slowloris, oversized heads). */
+function httpOptions (config: Config): ServerOptions {
+  return {
+    headersTimeout: config.headersTimeout,
+    requestTimeout: config.requestTimeout,
+    maxHeaderSize: config.maxHeaderSize,
+    // Node checks those two timeouts only every 30 s by default: a 10 s guard would let a slow
+    // client hold its socket up to 40 s
+    connectionsCheckingInterval: checkingInterval(config.headersTimeout)
+  }
+}
+
+type Forward = (req: IncomingMessage, res: ServerResponse) => void
+
+/**
+ * The public listener: proxied requests go straight to the proxy's fast path, the gateway's own
+ * paths (and everything before the proxy is ready) to Fastify. WebSocket upgrades are 'upgrade'
+ * events, not requests: Fastify handles them.
+ */
+function gatewayServer (config: Config, forward: () => Forward | undefined): FastifyServerFactory {
+  return (handler) => {
+    const server = createServer(httpOptions(config), (req, res) => {
+      const fast = forward()
+      if (fast === undefined || isGatewayPath(req.url as string)) handler(req, res)
+      else fast(req, res)
+    })
+    server.keepAliveTimeout = config.keepAliveTimeout
+    server.requestTimeout = config.requestTimeout
+    return server
+  }
+}
+
+function serverOptions (config: Config, logger: FastifyServerOptions['logger'] | FastifyBaseLogger, shared: boolean,
+  trust: TrustFn | false): FastifyHttpOptions<Server> {
   return {
     ...(shared ? { loggerInstance: logger as FastifyBaseLogger } : { logger: logger as FastifyServerOptions['logger'] }),
-    // a hop count is valid at run time (proxy-addr), though Fastify's types omit it
-    trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
+    trustProxy: trust,
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id'], newRequestId),
     // Fastify's two lines per request cost ~25% throughput; proxied requests get one access line
@@ -49,17 +83,9 @@ function serverOptions (config: Config, logger: FastifyServerOptions['logger'] |
     // a request already on a kept-alive connection when shutdown starts is served (with connection:
     // close), not refused with a bare 503
     return503OnClosing: false,
-    // the client side's guards: slowloris, oversized heads, connections held forever
     requestTimeout: config.requestTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
-    http: {
-      headersTimeout: config.headersTimeout,
-      requestTimeout: config.requestTimeout,
-      maxHeaderSize: config.maxHeaderSize,
-      // Node checks those two timeouts only every 30 s by default: a 10 s guard would let a slow
-      // client hold its socket up to 40 s
-      connectionsCheckingInterval: checkingInterval(config.headersTimeout)
-    },
+    http: httpOptions(config),
     clientErrorHandler,
     // a malformed URL or header is refused before routing; it still gets the SLUICE error body
     frameworkErrors: (error, request, reply) => { sendError(error, request, reply) }
@@ -88,7 +114,12 @@ function common (app: FastifyInstance, config: Config, stopping: () => boolean):
  * (and, with ADMIN_PORT, `adminApp.listen`).
  */
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify(serverOptions(config, options.logger ?? { level: config.logLevel }, false))
+  const trust = trustFunction(config.trustProxy)
+  let forward: Forward | undefined
+  const app = Fastify({
+    ...serverOptions(config, options.logger ?? { level: config.logLevel }, false, trust),
+    serverFactory: gatewayServer(config, () => forward)
+  })
   app.decorate('shuttingDown', false)
   common(app, config, () => app.shuttingDown)
 
@@ -113,13 +144,14 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   }
   await admin.register(adminRoutes, { config, prefix: '/admin' })
   // last: the catch-all proxy gets every path the gateway does not own
-  await app.register(proxy, { config })
+  await app.register(proxy, { config, address: clientAddress(trust), stopping: () => app.shuttingDown })
+  app.addHook('onReady', async () => { forward = app.forward })
   return app
 }
 
 /** The ADMIN_PORT listener: its own Fastify instance over the gateway's shared state. */
 async function buildAdminApp (gateway: FastifyInstance, config: Config): Promise<FastifyInstance> {
-  const admin = Fastify(serverOptions(config, gateway.log.child({ listener: 'admin' }), true))
+  const admin = Fastify(serverOptions(config, gateway.log.child({ listener: 'admin' }), true, trustFunction(config.trustProxy)))
   admin.decorate('shuttingDown', { getter: () => gateway.shuttingDown })
   admin.decorate('balancer', gateway.balancer)
   admin.decorate('limiter', gateway.limiter)

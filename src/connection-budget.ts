@@ -9,7 +9,7 @@ type CountedSocket = Socket & { [served]?: number }
  * connection carries `connection: close` and Node ends the socket once it is sent. Node's own
  * `maxRequestsPerSocket` only sends the header and keeps the socket, answering every further request
  * on it with a bare 503; a client that ignores the header (autocannon does) then loops on 503s.
- * Runs before Fastify's listener, so the header is there whatever answers the request.
+ * Runs before the gateway's listener, so it holds whatever answers the request.
  */
 export function limitRequestsPerSocket (server: Server, max: number): void {
   if (max === 0) return
@@ -17,6 +17,8 @@ export function limitRequestsPerSocket (server: Server, max: number): void {
     const socket = req.socket as CountedSocket
     const count = (socket[served] ?? 0) + 1
     socket[served] = count
-    if (count >= max) res.setHeader('connection', 'close')
+    // not a `connection` header: a response written with writeHead(status, rawHeaderList) would
+    // then be merged header by header (and repeated headers such as set-cookie collapsed)
+    if (count >= max) res.shouldKeepAlive = false
   })
 }

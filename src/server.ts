@@ -18,13 +18,24 @@ if (config.workers > 1 && cluster.isPrimary) {
 }
 // a worker whose primary is gone (killed) stops gracefully instead of serving on alone
 if (cluster.isWorker) process.once('disconnect', () => { process.kill(process.pid, 'SIGTERM') })
-const app = await buildApp(config)
+// logs (the access log above all) are written asynchronously: lines queue while a write is in
+// flight and leave together, instead of one write(2) per request
+const logDestination = pino.destination({ dest: 1, sync: false })
+process.once('exit', () => {
+  try {
+    logDestination.flushSync()
+  } catch {
+    // nothing left to write, or stdout is gone
+  }
+})
+const app = await buildApp(config, { logger: { level: config.logLevel, stream: logDestination } })
 
 closeWithGrace({ delay: config.shutdownTimeout, logger: app.log }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
   else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
   app.shuttingDown = true
   await app.close()
+  await new Promise<void>(resolve => { logDestination.flush(() => { resolve() }) })
 })
 
 if (config.adminToken === undefined) {

@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { FastifyRequest } from 'fastify'
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones intermediaries still see.
 const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'] as const
@@ -14,11 +13,20 @@ export function stripHopByHop (headers: Record<string, unknown>): void {
   for (let i = 0; i < HOP_BY_HOP.length; i++) delete headers[HOP_BY_HOP[i] as string]
 }
 
+/** What `setForwarded` reads of a request: a Fastify request, or the fast path's exchange. */
+export interface ForwardedFrom {
+  readonly id: string
+  readonly headers: IncomingHttpHeaders
+  readonly socket: { readonly remoteAddress?: string | undefined }
+  /** http or https, x-forwarded-proto under TRUST_PROXY. */
+  readonly protocol: string
+}
+
 /**
  * Sets x-forwarded-for (the peer appended to what the client sent), -proto, -host and the
  * request id on a header object bound upstream.
  */
-export function setForwarded (headers: IncomingHttpHeaders, request: FastifyRequest, preserveHost: boolean): void {
+export function setForwarded (headers: IncomingHttpHeaders, request: ForwardedFrom, preserveHost: boolean): void {
   const peer = request.socket.remoteAddress ?? ''
   const prior = request.headers['x-forwarded-for']
   headers['x-forwarded-for'] = prior === undefined || prior === '' ? peer : `${String(prior)}, ${peer}`

@@ -2,7 +2,7 @@ import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { startBackends, startBackend } from '../helpers/backends.js'
 import { startGateway, upstreamsEnv } from '../helpers/gateway.js'
 
@@ -135,6 +135,26 @@ t.test('hop-by-hop headers are dropped both ways (RFC 9110 §7.6.1)', async t =>
   t.notOk('proxy-connection' in headers)
   t.not(headers['keep-alive'], 'timeout=99', 'the upstream keep-alive is not relayed')
   t.equal(headers['x-kept'], 'yes')
+})
+
+t.test('repeated response headers (set-cookie) all arrive, also on the response that closes the connection', async t => {
+  const upstream = createServer((req, res) => {
+    res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/'])
+    res.setHeader('x-request-id', 'the-upstream-s-own')
+    res.end(req.url === '/health' ? '' : 'ok')
+  })
+  await new Promise<void>(resolve => upstream.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { upstream.close(); upstream.closeAllConnections() })
+  const gw = await startGateway(t, upstreamsEnv([{ url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }], { MAX_REQUESTS_PER_SOCKET: '2' }))
+  const agent = new Agent({ connections: 1 })
+  t.teardown(() => agent.close())
+  for (const n of [1, 2]) {
+    const res = await request(`${gw.url}/cookies`, { dispatcher: agent, headers: { 'x-request-id': `mine-${n}` } })
+    await res.body.dump()
+    t.same(res.headers['set-cookie'], ['a=1; Path=/', 'b=2; Path=/'], `request ${n}: both cookies`)
+    t.equal(res.headers['x-request-id'], `mine-${n}`, 'the gateway\'s request id, not the upstream\'s')
+    t.equal(res.headers.connection, n === 2 ? 'close' : 'keep-alive')
+  }
 })
 
 t.test('no response headers within UPSTREAM_TIMEOUT: 504 SLUICE_UPSTREAM_TIMEOUT, not retried', async t => {

@@ -78,3 +78,16 @@ t.test('IPv6 clients are keyed by /64; X-Forwarded-For counts only from a truste
   t.same(await statuses(2, `${untrusted.url}/`, xff('203.0.113.1')), [200, 200])
   t.equal((await status(`${untrusted.url}/`, xff('203.0.113.2'))).status, 429, 'without TRUST_PROXY a forged X-Forwarded-For changes nothing')
 })
+
+t.test('TRUST_PROXY as a hop count trusts that many hops of X-Forwarded-For, on the proxy path and the admin guard alike', async t => {
+  const backends = await startBackends(t, 1)
+  const gw = await startGateway(t, upstreamsEnv(backends, { RATE_LIMIT_MAX: '1', TRUST_PROXY: '1' }))
+  const xff = (chain: string): Record<string, string> => ({ 'x-forwarded-for': chain })
+  // one trusted hop (the socket peer): the client is the last address its proxy appended
+  t.same(await statuses(2, `${gw.url}/`, xff('198.51.100.9, 203.0.113.1')), [200, 429])
+  t.equal((await status(`${gw.url}/`, xff('198.51.100.9, 203.0.113.2'))).status, 200, 'another last hop, another client')
+  t.equal((await status(`${gw.url}/`, xff('203.0.113.1'))).status, 429, 'an earlier, forgeable entry is not believed')
+  const admin = await request(`${gw.url}/admin/servers`, { headers: xff('203.0.113.50') })
+  await admin.body.dump()
+  t.equal(admin.statusCode, 403, 'the admin guard sees the same client IP (not loopback)')
+})

@@ -1,0 +1,325 @@
+import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Dispatcher } from 'undici'
+import type { Upstream } from '../pool/upstream.js'
+import { BadRequestError, NoUpstreamError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js'
+import { clientKey } from '../net.js'
+import { classifyFailure, mayRetry, transportCode, type FailureKind } from './failure.js'
+import { setForwarded, stripHopByHop } from './headers.js'
+import { AttemptBody } from './replayable-body.js'
+import type { ClientAddress } from './client-address.js'
+
+/** nginx's "client closed request": the status counted for a request whose client left before its response ended. */
+export const CLIENT_CLOSED_REQUEST = 499
+
+/** What the forwarding of one request needs from the gateway; built once, shared by every exchange. */
+export interface ExchangeContext {
+  readonly agent: Dispatcher
+  readonly retries: number
+  readonly upstreamTimeout: number
+  readonly preserveHost: boolean
+  readonly address: ClientAddress
+  pick (key: string, tried: readonly Upstream[]): Upstream | undefined
+  acquire (server: Upstream): void
+  release (server: Upstream): void
+  /** The answer of an attempt: success or failure for passive health, latency for `ewma`. */
+  answered (server: Upstream, failed: boolean, latencyMs: number, now: number): void
+  /** The limiter; undefined with RATE_LIMIT=off. Sets its headers on the exchange, then calls `done`. */
+  readonly limit: ((exchange: Exchange, done: (error?: Error) => void) => void) | undefined
+  /** Accounts for the request once it has ended (or its client left). */
+  finished (exchange: Exchange, status: number): void
+  readonly log: {
+    info (fields: object, message: string): void
+    warn (fields: object, message: string): void
+    error (fields: object, message: string): void
+  }
+  /** True once shutdown started: responses then close their connection. */
+  stopping (): boolean
+  newRequestId (header: string | string[] | undefined): string
+}
+
+type SluiceError = Error & { statusCode: number, code: string }
+type LegacyHandler = Dispatcher.DispatchHandler & {
+  onConnect (abort: (err?: Error) => void): void
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean
+  onData (chunk: Buffer): boolean
+  onComplete (trailers: Buffer[] | null): void
+  onError (err: Error): void
+}
+
+const NONE: readonly Upstream[] = Object.freeze([])
+// response headers never relayed: hop-by-hop ones (RFC 9110 §7.6.1), and the request id the
+// gateway sets itself on every response
+const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'x-request-id'])
+
+/** Scratch for one onHeaders call at a time (it is synchronous): lower-cased names of the upstream's headers. */
+const names: string[] = []
+
+/**
+ * One proxied request on the fast path, from the client's request to the end of its response,
+ * without Fastify: limiter, balancer pick, undici dispatch (this object is the dispatch handler,
+ * so a request allocates little more than itself), streaming both ways with back-pressure,
+ * retries on another upstream, SLUICE error bodies, telemetry once at the end. SPEC §4's rules are
+ * the same as the Fastify route's were; `plugins/proxy.ts` wires it.
+ */
+export class Exchange implements LegacyHandler {
+  readonly id: string
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly startedAt = performance.now()
+  /** The server of the current attempt; null before the pick. */
+  upstream: Upstream | null = null
+  /** Servers a retry moved away from (so its retries); null until a retry. */
+  tried: Upstream[] | null = null
+  readonly #ctx: ExchangeContext
+  /** Response headers the gateway adds (request id, rate limits): a flat name, value list. */
+  readonly #out: string[]
+  #ip: string | undefined
+  #attemptAt = 0
+  #abort: ((err?: Error) => void) | null = null
+  #resume: (() => void) | null = null
+  #body: AttemptBody | null = null
+  #upstreamHeaders: IncomingHttpHeaders | null = null
+  /** The client left before its response ended. */
+  #gone = false
+  /** Response body bytes still to come when the upstream sent a content-length; -1 otherwise. */
+  #bodyLeft = -1
+
+  constructor (ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse) {
+    this.#ctx = ctx
+    this.req = req
+    this.res = res
+    this.id = ctx.newRequestId(req.headers['x-request-id'])
+    this.#out = ['x-request-id', this.id]
+    res.once('close', this.#onClose)
+  }
+
+  get ip (): string {
+    return (this.#ip ??= this.#ctx.address.ip(this.req))
+  }
+
+  get url (): string {
+    return this.req.url as string
+  }
+
+  get method (): string {
+    return this.req.method as string
+  }
+
+  get headers (): IncomingHttpHeaders {
+    return this.req.headers
+  }
+
+  get socket (): Socket {
+    return this.req.socket
+  }
+
+  get protocol (): string {
+    return this.#ctx.address.protocol(this.req)
+  }
+
+  /** Adds a response header (the limiter's). */
+  header (name: string, value: string | number): this {
+    this.#out.push(name, String(value))
+    return this
+  }
+
+  start (): void {
+    // origin-form only: an absolute-form or `*` target has no path to forward
+    if (this.url.charCodeAt(0) !== 47) {
+      this.fail(new BadRequestError('The request target must be a path starting with /'))
+      return
+    }
+    const limit = this.#ctx.limit
+    if (limit === undefined) this.#forward()
+    else limit(this, this.#limited)
+  }
+
+  readonly #limited = (error?: Error): void => {
+    if (error !== undefined) this.fail(error)
+    else if (!this.#gone) this.#forward()
+  }
+
+  #forward (): void {
+    const server = this.#ctx.pick(clientKey(this.ip), NONE)
+    if (server === undefined) {
+      this.fail(new NoUpstreamError())
+      return
+    }
+    this.upstream = server
+    this.#ctx.acquire(server)
+    this.#send(server)
+  }
+
+  #send (server: Upstream): void {
+    const req = this.req
+    this.#attemptAt = performance.now()
+    // a body goes through a wrapper that reads nothing until undici writes it: a refused attempt
+    // leaves the client's stream whole for another upstream, and undici never destroys the client's request
+    const body = hasBody(req) ? (this.#body = new AttemptBody(req)) : null
+    this.#ctx.agent.dispatch({
+      origin: server.url,
+      path: req.url as string,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: this.#upstreamHeaders ??= this.#forwardedHeaders(),
+      body
+    }, this)
+  }
+
+  #forwardedHeaders (): IncomingHttpHeaders {
+    const headers: IncomingHttpHeaders = { ...this.req.headers }
+    stripHopByHop(headers)
+    // Node has already answered the client's `expect: 100-continue`; undici refuses to send it
+    delete headers.expect
+    setForwarded(headers, this, this.#ctx.preserveHost)
+    // undici sends the upstream's own host when none is given
+    if (!this.#ctx.preserveHost) delete headers.host
+    return headers
+  }
+
+  // undici's dispatch handler (its core API: raw headers, a boolean for back-pressure)
+
+  onConnect (abort: (err?: Error) => void): void {
+    this.#abort = abort
+    if (this.#gone) abort()
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx are informational (Node answered the client's own expect itself)
+    if (statusCode < 200) return true
+    const now = performance.now()
+    this.#ctx.answered(this.upstream as Upstream, statusCode >= 502 && statusCode <= 504, now - this.#attemptAt, now)
+    this.#resume = resume
+    const out = this.#out
+    let connection: string | undefined
+    names.length = 0
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as Buffer).toString('latin1').toLowerCase()
+      names.push(name)
+      if (name === 'connection') connection = (rawHeaders[i + 1] as Buffer).toString('latin1').toLowerCase()
+      else if (name === 'content-length') this.#bodyLeft = Number((rawHeaders[i + 1] as Buffer).toString('latin1'))
+    }
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string
+      if (DROPPED.has(name) || (connection !== undefined && namedIn(connection, name))) continue
+      out.push(name, (rawHeaders[2 * i + 1] as Buffer).toString('latin1'))
+    }
+    this.#writeHead(statusCode)
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    if (chunk.length === this.#bodyLeft) {
+      // the whole (rest of the) body: one write carries it with the end of the response
+      this.#bodyLeft = 0
+      this.res.end(chunk)
+      return true
+    }
+    if (this.#bodyLeft > 0) this.#bodyLeft -= chunk.length
+    if (this.res.write(chunk)) return true
+    this.res.once('drain', this.#resume as () => void)
+    return false
+  }
+
+  onComplete (): void {
+    if (!this.res.writableEnded) this.res.end()
+  }
+
+  onError (err: Error): void {
+    const res = this.res
+    // the client left: it broke the upload or we aborted the attempt; not the upstream's failure,
+    // and nobody is left to answer
+    if (this.#gone || (res.destroyed && !res.headersSent)) return
+    if (res.headersSent) {
+      // the response was under way: the client can only see a cut connection
+      res.destroy(err)
+      return
+    }
+    const server = this.upstream as Upstream
+    const code = transportCode(err as Error & { code?: string })
+    const kind = classifyFailure(code)
+    this.#ctx.answered(server, true, this.#ctx.upstreamTimeout, performance.now())
+    if (kind !== 'timeout' && this.#retry(kind, server)) return
+    this.#ctx.log.warn({ reqId: this.id, upstream: server.url, code, attempts: (this.tried?.length ?? 0) + 1 }, 'upstream request failed')
+    this.fail(kind === 'timeout' ? new UpstreamTimeoutError(this.#ctx.upstreamTimeout, { cause: err }) : new UpstreamUnreachableError(code, { cause: err }))
+  }
+
+  /** Sends the request again to another upstream when SPEC §4 allows it; false when it does not. */
+  #retry (kind: FailureKind, failed: Upstream): boolean {
+    const ctx = this.#ctx
+    const tried = this.tried ??= []
+    if (tried.length >= ctx.retries || !mayRetry(kind, this.method, hasBody(this.req))) return false
+    if (this.#body !== null && this.#body.started) return false
+    tried.push(failed)
+    const next = ctx.pick(clientKey(this.ip), tried)
+    if (next === undefined) {
+      // no retry after all: `tried` lists only servers a retry moved away from
+      tried.pop()
+      return false
+    }
+    ctx.log.info({ reqId: this.id, failed: failed.url, next: next.url, kind }, 'retrying on another upstream')
+    ctx.release(failed)
+    ctx.acquire(next)
+    this.upstream = next
+    this.#send(next)
+    return true
+  }
+
+  /** Answers with the SLUICE error body, or cuts the connection when a response is already under way. */
+  fail (error: Error): void {
+    const res = this.res
+    if (res.headersSent || res.destroyed) {
+      res.destroy()
+      return
+    }
+    const sluice = error as Partial<SluiceError>
+    const known = typeof sluice.statusCode === 'number' && sluice.code?.startsWith('SLUICE_') === true
+    if (!known) this.#ctx.log.error({ reqId: this.id, err: error }, 'unhandled error')
+    const statusCode = known ? sluice.statusCode as number : 500
+    const body = JSON.stringify({
+      statusCode,
+      error: STATUS_CODES[statusCode],
+      code: known ? sluice.code : 'SLUICE_INTERNAL',
+      message: known ? error.message : 'An internal error occurred'
+    })
+    this.#out.push('content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(body)))
+    this.#writeHead(statusCode)
+    res.end(body)
+  }
+
+  #writeHead (statusCode: number): void {
+    const res = this.res
+    // on shutdown every response closes its connection, so idle keep-alive sockets do not hold the server open
+    if (this.#ctx.stopping()) res.shouldKeepAlive = false
+    res.writeHead(statusCode, this.#out)
+  }
+
+  readonly #onClose = (): void => {
+    const res = this.res
+    const finished = res.writableFinished
+    if (!finished) {
+      this.#gone = true
+      this.#abort?.()
+    }
+    if (this.upstream !== null) this.#ctx.release(this.upstream)
+    this.#ctx.finished(this, finished ? res.statusCode : CLIENT_CLOSED_REQUEST)
+  }
+}
+
+function hasBody (req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
+}
+
+/** Whether a `connection` header's value (lower-cased) names `name` as a hop-by-hop header. */
+function namedIn (connection: string, name: string): boolean {
+  let at = connection.indexOf(name)
+  while (at !== -1) {
+    const end = at + name.length
+    const before = at === 0 ? 44 : connection.charCodeAt(at - 1)
+    const after = end === connection.length ? 44 : connection.charCodeAt(end)
+    if ((before === 44 || before === 32) && (after === 44 || after === 32)) return true
+    at = connection.indexOf(name, end)
+  }
+  return false
+}
