@@ -2,7 +2,8 @@ import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import type { Upstream } from '../pool/upstream.js'
-import { BadRequestError, NoUpstreamError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js'
+import { BadRequestError, NoUpstreamError, RouteNotFoundError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js'
+import { isGatewayPath } from '../gateway-paths.js'
 import { clientKey } from '../net.js'
 import { classifyFailure, mayRetry, transportCode, type FailureKind } from './failure.js'
 import { setForwarded, stripHopByHop } from './headers.js'
@@ -51,6 +52,9 @@ const NONE: readonly Upstream[] = Object.freeze([])
 // response headers never relayed: hop-by-hop ones (RFC 9110 §7.6.1), and the request id the
 // gateway sets itself on every response
 const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'x-request-id'])
+// an upstream's own rate-limit headers give way to the gateway's when its limiter set them: a
+// client must not see two different x-ratelimit-remaining values
+const LIMIT_HEADERS = new Set(['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'ratelimit-policy', 'ratelimit', 'retry-after'])
 
 /** Scratch for one onHeaders call at a time (it is synchronous): lower-cased names of the upstream's headers. */
 const names: string[] = []
@@ -84,6 +88,13 @@ export class Exchange implements LegacyHandler {
   #gone = false
   /** Response body bytes still to come when the upstream sent a content-length; -1 otherwise. */
   #bodyLeft = -1
+  /** The upstream's status once its response head arrived; 0 before. Written to the client with the first body bytes. */
+  #status = 0
+  /** Where the upstream's headers start in `#out` (after the gateway's own). */
+  #ownHeaders = 2
+  /** The upstream broke its response after it had started: counted as 502, not as the client leaving. */
+  #broken = false
+  #target: string | undefined
 
   constructor (ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse) {
     this.#ctx = ctx
@@ -98,8 +109,9 @@ export class Exchange implements LegacyHandler {
     return (this.#ip ??= this.#ctx.address.ip(this.req))
   }
 
+  /** The request target in origin form: an absolute-form target (RFC 9112 §3.2.2) loses its scheme and authority. */
   get url (): string {
-    return this.req.url as string
+    return (this.#target ??= originForm(this.req.url as string))
   }
 
   get method (): string {
@@ -125,9 +137,15 @@ export class Exchange implements LegacyHandler {
   }
 
   start (): void {
-    // origin-form only: an absolute-form or `*` target has no path to forward
-    if (this.url.charCodeAt(0) !== 47) {
-      this.fail(new BadRequestError('The request target must be a path starting with /'))
+    // an asterisk-form target (OPTIONS *) has no path to forward
+    const url = this.url
+    if (url.charCodeAt(0) !== 47) {
+      this.fail(new BadRequestError('The request target must be a path starting with / (or an absolute URL)'))
+      return
+    }
+    // an absolute-form target naming one of the gateway's own paths is not sent upstream either
+    if (url !== this.req.url && isGatewayPath(url)) {
+      this.fail(new RouteNotFoundError(this.method, url.split('?', 1)[0]))
       return
     }
     const limit = this.#ctx.limit
@@ -136,8 +154,13 @@ export class Exchange implements LegacyHandler {
   }
 
   readonly #limited = (error?: Error): void => {
-    if (error !== undefined) this.fail(error)
-    else if (!this.#gone) this.#forward()
+    // may run in a promise callback (the Redis limiter): nothing may escape as a rejection
+    try {
+      if (error !== undefined) this.fail(error)
+      else if (!this.#gone) this.#forward()
+    } catch (err) {
+      this.fail(err as Error)
+    }
   }
 
   #forward (): void {
@@ -159,7 +182,7 @@ export class Exchange implements LegacyHandler {
     const body = hasBody(req) ? (this.#body = new AttemptBody(req)) : null
     this.#ctx.agent.dispatch({
       origin: server.url,
-      path: req.url as string,
+      path: this.url,
       method: req.method as Dispatcher.HttpMethod,
       headers: this.#upstreamHeaders ??= this.#forwardedHeaders(),
       body
@@ -190,55 +213,86 @@ export class Exchange implements LegacyHandler {
     const now = performance.now()
     this.#ctx.answered(this.upstream as Upstream, statusCode >= 502 && statusCode <= 504, now - this.#attemptAt, now)
     this.#resume = resume
+    this.#status = statusCode
     const out = this.#out
+    this.#ownHeaders = out.length
+    const limited = out.length > 2
     let connection: string | undefined
     names.length = 0
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = (rawHeaders[i] as Buffer).toString('latin1').toLowerCase()
       names.push(name)
-      if (name === 'connection') connection = (rawHeaders[i + 1] as Buffer).toString('latin1').toLowerCase()
-      else if (name === 'content-length') this.#bodyLeft = Number((rawHeaders[i + 1] as Buffer).toString('latin1'))
+      if (name === 'connection') {
+        // every line of it counts: `Connection: x-a` and `Connection: keep-alive` name x-a too
+        const value = (rawHeaders[i + 1] as Buffer).toString('latin1').toLowerCase()
+        connection = connection === undefined ? value : `${connection},${value}`
+      } else if (name === 'content-length') {
+        this.#bodyLeft = Number((rawHeaders[i + 1] as Buffer).toString('latin1'))
+      }
     }
     for (let i = 0; i < names.length; i++) {
       const name = names[i] as string
-      if (DROPPED.has(name) || (connection !== undefined && namedIn(connection, name))) continue
+      if (DROPPED.has(name) || (limited && LIMIT_HEADERS.has(name)) || (connection !== undefined && namedIn(connection, name))) continue
       out.push(name, (rawHeaders[2 * i + 1] as Buffer).toString('latin1'))
     }
-    this.#writeHead(statusCode)
+    // a response without a body ends here: undici may still object to it (a 304 with a
+    // content-length, which RFC 9110 allows), and the client has its answer either way
+    if (statusCode === 204 || statusCode === 304 || this.req.method === 'HEAD') {
+      this.#writeHead(statusCode)
+      this.res.end()
+    }
     return true
   }
 
   onData (chunk: Buffer): boolean {
+    const res = this.res
+    if (res.writableEnded) return true
+    // the head goes out with the first bytes of the body (Node sends nothing before them anyway),
+    // so an upstream that fails before its first byte can still be answered with a 502
+    if (!res.headersSent) this.#writeHead(this.#status)
     if (chunk.length === this.#bodyLeft) {
       // the whole (rest of the) body: one write carries it with the end of the response
       this.#bodyLeft = 0
-      this.res.end(chunk)
+      res.end(chunk)
       return true
     }
     if (this.#bodyLeft > 0) this.#bodyLeft -= chunk.length
-    if (this.res.write(chunk)) return true
-    this.res.once('drain', this.#resume as () => void)
+    if (res.write(chunk)) return true
+    res.once('drain', this.#resume as () => void)
     return false
   }
 
   onComplete (): void {
-    if (!this.res.writableEnded) this.res.end()
+    const res = this.res
+    if (res.writableEnded) return
+    if (!res.headersSent) this.#writeHead(this.#status)
+    res.end()
   }
 
   onError (err: Error): void {
     const res = this.res
     // the client left: it broke the upload or we aborted the attempt; not the upstream's failure,
-    // and nobody is left to answer
-    if (this.#gone || (res.destroyed && !res.headersSent)) return
+    // and nobody is left to answer. Or the response was already complete (a bodiless one).
+    if (this.#gone || res.writableEnded || (res.destroyed && !res.headersSent)) return
+    const server = this.upstream as Upstream
+    const code = transportCode(err as Error & { code?: string })
     if (res.headersSent) {
-      // the response was under way: the client can only see a cut connection
+      // the body was under way: the client can only see a cut connection
+      this.#broken = true
+      this.#ctx.answered(server, true, this.#ctx.upstreamTimeout, performance.now())
+      this.#ctx.log.warn({ reqId: this.id, upstream: server.url, code }, 'upstream response broke off')
       res.destroy(err)
       return
     }
-    const server = this.upstream as Upstream
-    const code = transportCode(err as Error & { code?: string })
     const kind = classifyFailure(code)
     this.#ctx.answered(server, true, this.#ctx.upstreamTimeout, performance.now())
+    if (this.#status !== 0) {
+      // its head had arrived, none of its body had been sent on: answered as unreachable, not retried
+      this.#out.length = this.#ownHeaders
+      this.#ctx.log.warn({ reqId: this.id, upstream: server.url, code }, 'upstream response broke off')
+      this.fail(new UpstreamUnreachableError(code, { cause: err }))
+      return
+    }
     if (kind !== 'timeout' && this.#retry(kind, server)) return
     this.#ctx.log.warn({ reqId: this.id, upstream: server.url, code, attempts: (this.tried?.length ?? 0) + 1 }, 'upstream request failed')
     this.fail(kind === 'timeout' ? new UpstreamTimeoutError(this.#ctx.upstreamTimeout, { cause: err }) : new UpstreamUnreachableError(code, { cause: err }))
@@ -302,8 +356,17 @@ export class Exchange implements LegacyHandler {
       this.#abort?.()
     }
     if (this.upstream !== null) this.#ctx.release(this.upstream)
-    this.#ctx.finished(this, finished ? res.statusCode : CLIENT_CLOSED_REQUEST)
+    this.#ctx.finished(this, finished ? res.statusCode : this.#broken ? 502 : CLIENT_CLOSED_REQUEST)
   }
+}
+
+/** `http://host:port/path?q` → `/path?q`; anything else unchanged. */
+function originForm (target: string): string {
+  if (target.charCodeAt(0) === 47 || !/^https?:\/\//i.test(target)) return target
+  const path = target.indexOf('/', target.indexOf('//') + 2)
+  if (path !== -1) return target.slice(path)
+  const query = target.indexOf('?')
+  return query === -1 ? '/' : `/${target.slice(query)}`
 }
 
 function hasBody (req: IncomingMessage): boolean {
