@@ -6,7 +6,7 @@ import { BadRequestError, NoUpstreamError, RouteNotFoundError, UpstreamTimeoutEr
 import { isGatewayPath } from '../gateway-paths.js'
 import { clientKey } from '../net.js'
 import { classifyFailure, mayRetry, transportCode, type FailureKind } from './failure.js'
-import { setForwarded, stripHopByHop } from './headers.js'
+import { HOP_BY_HOP, setForwarded, stripHopByHop } from './headers.js'
 import { AttemptBody } from './replayable-body.js'
 import type { ClientAddress } from './client-address.js'
 
@@ -51,7 +51,7 @@ type LegacyHandler = Dispatcher.DispatchHandler & {
 const NONE: readonly Upstream[] = Object.freeze([])
 // response headers never relayed: hop-by-hop ones (RFC 9110 §7.6.1), and the request id the
 // gateway sets itself on every response
-const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'x-request-id'])
+const DROPPED = new Set<string>(['connection', ...HOP_BY_HOP, 'x-request-id'])
 // an upstream's own rate-limit headers give way to the gateway's when its limiter set them: a
 // client must not see two different x-ratelimit-remaining values
 const LIMIT_HEADERS = new Set(['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'ratelimit-policy', 'ratelimit', 'retry-after'])

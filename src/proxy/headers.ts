@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones intermediaries still see.
-const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'] as const
+export const HOP_BY_HOP = ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'] as const
 
 export function stripHopByHop (headers: Record<string, unknown>): void {
   const connection = headers.connection
