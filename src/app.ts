@@ -102,9 +102,10 @@ function common (app: FastifyInstance, config: Config, stopping: () => boolean):
     done()
   })
   // at send time, so responses already in flight when shutdown starts close their keep-alive
-  // connection too; otherwise an idle client socket holds server.close() open
+  // connection too; otherwise an idle client socket holds server.close() open. The same switch as
+  // the proxy's fast path and MAX_REQUESTS_PER_SOCKET: Node then sends connection: close and ends the socket
   app.addHook('onSend', (_request, reply, payload, done) => {
-    if (stopping()) reply.header('connection', 'close')
+    if (stopping()) reply.raw.shouldKeepAlive = false
     done(null, payload)
   })
 }
