@@ -106,6 +106,11 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
 
   /** WebSocket sessions only: picks their upstream and keeps it in flight while the socket is open. */
   function preHandler (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    // HTTP requests reach this route only to be handed to the fast path, which picks for itself
+    if (request.raw.headers.upgrade === undefined) {
+      done()
+      return
+    }
     const server = balancer.pick(clientKey(request.ip), NONE)
     if (server === undefined) {
       done(new NoUpstreamError())
@@ -138,10 +143,7 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
       websocket: true,
       undici: agent as unknown as Record<string, unknown>,
       disableRequestLogging: true,
-      preHandler: (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
-        if (request.raw.headers.upgrade === undefined) done()
-        else preHandler(request, reply, done)
-      },
+      preHandler,
       // an HTTP request reaches this route only when a listener dispatches everything to Fastify
       // (a test's app.inject, say): it takes the fast path from here
       handler: (request: FastifyRequest, reply: FastifyReply) => {

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest,
 import type { Config, RateLimitRule } from '../src/config/index.js'
 import { LimiterUnavailableError, RateLimitedError } from '../src/errors.js'
 import { clientKey, limitIdentity } from '../src/net.js'
+import { pathOf } from '../src/gateway-paths.js'
 import { MemoryStore } from '../src/ratelimit/memory-store.js'
 import { DenyCache } from '../src/ratelimit/deny-cache.js'
 import { LIMIT_LUA } from '../src/ratelimit/lua.js'
@@ -218,9 +219,7 @@ function clientIdentity (config: Config): (request: LimitedRequest) => string {
 
 /** SPEC §2: a rule matches by whole path segments and, when it names one, by method. */
 function matchRule (rules: readonly Policy[], request: LimitedRequest): Policy | undefined {
-  const url = request.url
-  const query = url.indexOf('?')
-  const path = query === -1 ? url : url.slice(0, query)
+  const path = pathOf(request.url)
   for (const candidate of rules) {
     const rule = candidate.rule as RateLimitRule
     if (rule.method !== undefined && rule.method !== request.method) continue

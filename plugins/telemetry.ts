@@ -4,9 +4,9 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Upstream, CheckResult } from '../src/pool/upstream.js'
 import type { Limiter } from './rate-limit.js'
 import type { ClientErrorReason } from '../src/client-error.js'
-// for their declarations of `fastify.balancer` and `request.upstream`, read here (erased at run time)
+// for its declaration of `fastify.balancer`, read here (erased at run time)
 import type {} from './balancer.js'
-import type {} from './proxy.js'
+import { pathOf } from '../src/gateway-paths.js'
 import { BucketHistograms } from '../src/stats/buckets.js'
 import { RequestStats } from '../src/stats/requests.js'
 import { UpstreamSeries } from '../src/stats/series.js'
@@ -156,12 +156,10 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
     stats.record(status, durationMs, limited)
 
     if ((LEVELS[log.level] ?? 0) <= 30) {
-      const url = done.url
-      const query = url.indexOf('?')
       log.info({
         reqId: done.reqId,
         method: done.method,
-        path: query === -1 ? url : url.slice(0, query),
+        path: pathOf(done.url),
         status,
         upstream: upstream === null ? null : upstream.id,
         durationMs: Math.round(durationMs * 1000) / 1000,

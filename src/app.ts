@@ -8,7 +8,7 @@ import { sendError } from './error-handler.js'
 import { RouteNotFoundError } from './errors.js'
 import { requestIdFrom } from './proxy/headers.js'
 import { clientAddress, trustFunction, type TrustFn } from './proxy/client-address.js'
-import { isGatewayPath } from './gateway-paths.js'
+import { isGatewayPath, pathOf } from './gateway-paths.js'
 import telemetry from '../plugins/telemetry.js'
 import redis from '../plugins/redis.js'
 import rateLimit from '../plugins/rate-limit.js'
@@ -96,7 +96,7 @@ function serverOptions (config: Config, logger: FastifyServerOptions['logger'] |
 function common (app: FastifyInstance, config: Config, stopping: () => boolean): void {
   limitRequestsPerSocket(app.server, config.maxRequestsPerSocket)
   app.setErrorHandler(sendError)
-  app.setNotFoundHandler((request, reply) => { sendError(new RouteNotFoundError(request.method, request.url.split('?', 1)[0]), request, reply) })
+  app.setNotFoundHandler((request, reply) => { sendError(new RouteNotFoundError(request.method, pathOf(request.url)), request, reply) })
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     done()
@@ -131,7 +131,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(balancer, { config })
   await app.register(poolAdmin, { config })
 
-  const admin = config.adminPort === undefined ? app : await buildAdminApp(app, config)
+  const admin = config.adminPort === undefined ? app : await buildAdminApp(app, config, trust)
   app.decorate('adminApp', admin === app ? null : admin)
   await admin.register(swagger)
   await admin.register(healthRoutes)
@@ -151,8 +151,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
 }
 
 /** The ADMIN_PORT listener: its own Fastify instance over the gateway's shared state. */
-async function buildAdminApp (gateway: FastifyInstance, config: Config): Promise<FastifyInstance> {
-  const admin = Fastify(serverOptions(config, gateway.log.child({ listener: 'admin' }), true, trustFunction(config.trustProxy)))
+async function buildAdminApp (gateway: FastifyInstance, config: Config, trust: TrustFn | false): Promise<FastifyInstance> {
+  const admin = Fastify(serverOptions(config, gateway.log.child({ listener: 'admin' }), true, trust))
   admin.decorate('shuttingDown', { getter: () => gateway.shuttingDown })
   admin.decorate('balancer', gateway.balancer)
   admin.decorate('limiter', gateway.limiter)

@@ -6,6 +6,12 @@
  */
 export const GATEWAY_PATHS: readonly string[] = ['/admin', '/docs', '/healthz', '/metrics', '/readyz']
 
+/** The path of a request target: everything before its query string. */
+export function pathOf (url: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? url : url.slice(0, query)
+}
+
 /** Whether `url` (a request target, query included) is the gateway's own. Called per request: no allocation. */
 export function isGatewayPath (url: string): boolean {
   for (let i = 0; i < GATEWAY_PATHS.length; i++) {

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import type { Upstream } from '../pool/upstream.js'
 import { BadRequestError, NoUpstreamError, RouteNotFoundError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js'
-import { isGatewayPath } from '../gateway-paths.js'
+import { isGatewayPath, pathOf } from '../gateway-paths.js'
 import { clientKey } from '../net.js'
 import { classifyFailure, mayRetry, transportCode, type FailureKind } from './failure.js'
 import { HOP_BY_HOP, setForwarded, stripHopByHop } from './headers.js'
@@ -145,7 +145,7 @@ export class Exchange implements LegacyHandler {
     }
     // an absolute-form target naming one of the gateway's own paths is not sent upstream either
     if (url !== this.req.url && isGatewayPath(url)) {
-      this.fail(new RouteNotFoundError(this.method, url.split('?', 1)[0]))
+      this.fail(new RouteNotFoundError(this.method, pathOf(url)))
       return
     }
     const limit = this.#ctx.limit
@@ -276,23 +276,22 @@ export class Exchange implements LegacyHandler {
     if (this.#gone || res.writableEnded || (res.destroyed && !res.headersSent)) return
     const server = this.upstream as Upstream
     const code = transportCode(err as Error & { code?: string })
-    if (res.headersSent) {
-      // the body was under way: the client can only see a cut connection
-      this.#broken = true
-      this.#ctx.answered(server, true, this.#ctx.upstreamTimeout, performance.now())
+    this.#ctx.answered(server, true, this.#ctx.upstreamTimeout, performance.now())
+    if (this.#status !== 0) {
+      // the upstream's head had arrived: not retried
       this.#ctx.log.warn({ reqId: this.id, upstream: server.url, code }, 'upstream response broke off')
-      res.destroy(err)
+      if (res.headersSent) {
+        // its body was under way: the client can only see a cut connection
+        this.#broken = true
+        res.destroy(err)
+      } else {
+        // none of it had been sent on: answered as unreachable
+        this.#out.length = this.#ownHeaders
+        this.fail(new UpstreamUnreachableError(code, { cause: err }))
+      }
       return
     }
     const kind = classifyFailure(code)
-    this.#ctx.answered(server, true, this.#ctx.upstreamTimeout, performance.now())
-    if (this.#status !== 0) {
-      // its head had arrived, none of its body had been sent on: answered as unreachable, not retried
-      this.#out.length = this.#ownHeaders
-      this.#ctx.log.warn({ reqId: this.id, upstream: server.url, code }, 'upstream response broke off')
-      this.fail(new UpstreamUnreachableError(code, { cause: err }))
-      return
-    }
     if (kind !== 'timeout' && this.#retry(kind, server)) return
     this.#ctx.log.warn({ reqId: this.id, upstream: server.url, code, attempts: (this.tried?.length ?? 0) + 1 }, 'upstream request failed')
     this.fail(kind === 'timeout' ? new UpstreamTimeoutError(this.#ctx.upstreamTimeout, { cause: err }) : new UpstreamUnreachableError(code, { cause: err }))
