@@ -6,6 +6,7 @@ import type { Limiter } from './rate-limit.js'
 import type { ClientErrorReason } from '../src/client-error.js'
 // for its declaration of `fastify.balancer`, read here (erased at run time)
 import type {} from './balancer.js'
+import { AccessLog, type AccessEntry } from '../src/access-log.js'
 import { pathOf } from '../src/gateway-paths.js'
 import { BucketHistograms } from '../src/stats/buckets.js'
 import { RequestStats } from '../src/stats/requests.js'
@@ -143,6 +144,8 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
   })
 
   const log = fastify.log
+  // the same line as log.info(entry, 'request'), without pino's generic serialiser
+  const accessLog = AccessLog.of(log)
   function requestDone (done: FinishedRequest): void {
     const { status, upstream, durationMs, retried } = done
     const method = METHOD_INDEX.get(done.method) ?? OTHER
@@ -156,7 +159,7 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
     stats.record(status, durationMs, limited)
 
     if ((LEVELS[log.level] ?? 0) <= 30) {
-      log.info({
+      const entry: AccessEntry = {
         reqId: done.reqId,
         method: done.method,
         path: pathOf(done.url),
@@ -166,7 +169,9 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
         clientIp: done.clientIp,
         limited,
         retried
-      }, 'request')
+      }
+      if (accessLog === undefined) log.info(entry, 'request')
+      else accessLog.write(entry)
     }
   }
 

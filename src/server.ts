@@ -4,6 +4,7 @@ import { pino } from 'pino'
 import { superviseWorkers } from './cluster.js'
 import { loadConfig } from './config/index.js'
 import { buildApp } from './app.js'
+import { logDestination } from './log-destination.js'
 
 // The thin entry: configuration, listen, signals. Everything else is in buildApp.
 const result = loadConfig(process.env)
@@ -18,24 +19,24 @@ if (config.workers > 1 && cluster.isPrimary) {
 }
 // a worker whose primary is gone (killed) stops gracefully instead of serving on alone
 if (cluster.isWorker) process.once('disconnect', () => { process.kill(process.pid, 'SIGTERM') })
-// logs (the access log above all) are written asynchronously: lines queue while a write is in
-// flight and leave together, instead of one write(2) per request
-const logDestination = pino.destination({ dest: 1, sync: false })
+// logs (the access log above all) leave in one write(2) per event-loop turn, not one per line,
+// and never block the event loop on a slow pipe reader
+const logOutput = logDestination(1)
 process.once('exit', () => {
   try {
-    logDestination.flushSync()
+    logOutput.flushSync()
   } catch {
     // nothing left to write, or stdout is gone
   }
 })
-const app = await buildApp(config, { logger: { level: config.logLevel, stream: logDestination } })
+const app = await buildApp(config, { logger: { level: config.logLevel, stream: logOutput } })
 
 closeWithGrace({ delay: config.shutdownTimeout, logger: app.log }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'fatal error, shutting down')
   else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
   app.shuttingDown = true
   await app.close()
-  await new Promise<void>(resolve => { logDestination.flush(() => { resolve() }) })
+  await logOutput.end(1000)
 })
 
 if (config.adminToken === undefined) {

@@ -3,6 +3,9 @@ import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import type { FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
+import { pino } from 'pino'
+import { AccessLog, type AccessEntry } from '../../src/access-log.js'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/index.js'
 import { startBackends } from '../helpers/backends.js'
@@ -126,4 +129,34 @@ t.test('at LOG_LEVEL=warn no line is written per request', async t => {
   await waitFor(() => gw.lines.some(l => l.msg === 'marker'), 'the stream to receive a warn line')
   t.equal(accessLines(gw.lines).length, 0, 'no access lines')
   t.ok(gw.lines.every(l => l.level >= 40), 'nothing below warn')
+})
+
+t.test('the access line is byte for byte what pino writes for the same fields, escapes included', async t => {
+  const captured: string[] = []
+  const log = pino({ level: 'info' }, { write: (line: string) => { captured.push(line) } })
+  const access = AccessLog.of(log)
+  t.ok(access, 'a pino logger with a destination has an access log')
+  const entries: AccessEntry[] = [
+    { reqId: 'a1b2', method: 'GET', path: '/orders/42', status: 200, upstream: 'b52e7b55edbb', durationMs: 1.234, clientIp: '127.0.0.1', limited: false, retried: 0 },
+    { reqId: 'quote"back\\slash', method: 'PURGE', path: '/caf\u00e9/\u{1F600}', status: 429, upstream: null, durationMs: 0, clientIp: '::1', limited: true, retried: 2 },
+    { reqId: 'ctl\u0001\ttab', method: 'POST', path: '/latin1-\u00ff\u0080', status: 502, upstream: 'x', durationMs: 30000.5, clientIp: '2001:db8::', limited: false, retried: 1 }
+  ]
+  for (const entry of entries) {
+    log.info(entry, 'request')
+    access!.write(entry)
+  }
+  const withoutTime = (line: string): string => line.replace(/"time":\d+/, '"time":0')
+  for (let i = 0; i < entries.length; i++) {
+    t.equal(withoutTime(captured[2 * i + 1] as string), withoutTime(captured[2 * i] as string), `entry ${i}`)
+  }
+  captured.length = 0
+  access!.write({ ...entries[0]!, path: '/lone\ud800surrogate' })
+  t.equal((JSON.parse(captured[0] as string) as { path: string }).path, '/lone\ud800surrogate', 'well-formed JSON even for a lone surrogate (pino writes it raw)')
+  t.equal(AccessLog.of(Fastify({ logger: false }).log), undefined, 'none for Fastify\'s logger: false')
+})
+
+t.test('the gateway writes its access lines without pino\'s serialiser when its logger has a destination', async t => {
+  const backends = await startBackends(t, 1)
+  const gw = await loggedGateway(t, upstreamsEnv(backends), 'info')
+  t.ok(AccessLog.of(gw.app.log), 'the logger Fastify built from the options is one AccessLog can write to')
 })

@@ -1,0 +1,222 @@
+import { constants, fstatSync, openSync, writeSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
+
+/** pino's stream contract, as far as the gateway uses it. */
+export interface LogDestination {
+  write (line: string): boolean
+  /** At process exit: writes what can still be written synchronously. */
+  flushSync (): void
+  /** At the end of a graceful shutdown: hands everything on and waits (at most `timeoutMs`) until the output took it. */
+  end (timeoutMs: number): Promise<void>
+}
+
+/** Where the joined lines of a turn go. */
+interface Output {
+  write (text: string): void
+  flushSync (): void
+  end (timeoutMs: number): Promise<void>
+}
+
+/** Past this many pending characters a turn's lines are handed on at once instead of at its end. */
+const MAX_PENDING = 64 * 1024
+/** What a pipe may hold back while its reader is slower than the gateway: past it lines are dropped, not memory grown. */
+const MAX_QUEUED = 16 * 1024 * 1024
+/** Linux's atomic pipe write (pipe(7)). */
+const PIPE_BUF = 4096
+const NEWLINE = 0x0a
+const PAUSE = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * The gateway's log destination for a file descriptor (stdout). The lines written during one
+ * event-loop turn (the access log above all: one line per request) are joined and leave together
+ * at the end of the turn, in one write(2) (a few to a pipe):
+ * - to a pipe (a container runtime's log collector, a shell pipeline) without ever blocking:
+ *   written at once when the pipe has room, queued (up to MAX_QUEUED, then dropped) while its
+ *   reader is behind;
+ * - to anything else (a file, a terminal, /dev/null, journald's socket) synchronously, as pino's
+ *   default destination and Node's own stdout do.
+ * pino's asynchronous destination instead sends each write through libuv's thread pool, a thread
+ * hand-off both ways on the gateway's one core: 6 to 7 % of throughput with the access log on
+ * (docs/benchmarks.md).
+ */
+export function logDestination (fd: number): LogDestination {
+  const nonBlocking = fstatSync(fd).isFIFO() ? reopenNonBlocking(fd) : undefined
+  return new TurnBatched(nonBlocking === undefined ? new SyncOutput(fd) : new FifoOutput(nonBlocking))
+}
+
+/** A descriptor of its own, with O_NONBLOCK, on the pipe behind `fd` (Linux's /proc); undefined where that cannot be had. */
+function reopenNonBlocking (fd: number): number | undefined {
+  try {
+    return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK)
+  } catch {
+    return undefined
+  }
+}
+
+class TurnBatched implements LogDestination {
+  readonly #out: Output
+  #pending = ''
+  #scheduled = false
+
+  constructor (out: Output) {
+    this.#out = out
+  }
+
+  write (line: string): boolean {
+    this.#pending += line
+    if (this.#pending.length >= MAX_PENDING) this.#handOn()
+    else if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(this.#endOfTurn)
+    }
+    return true
+  }
+
+  flushSync (): void {
+    this.#handOn()
+    this.#out.flushSync()
+  }
+
+  async end (timeoutMs: number): Promise<void> {
+    this.#handOn()
+    await this.#out.end(timeoutMs)
+  }
+
+  #handOn (): void {
+    const pending = this.#pending
+    if (pending === '') return
+    this.#pending = ''
+    this.#out.write(pending)
+  }
+
+  readonly #endOfTurn = (): void => {
+    this.#scheduled = false
+    this.#handOn()
+  }
+}
+
+/** Files, terminals, /dev/null: sonic-boom's synchronous writer (partial writes and EAGAIN handled). */
+class SyncOutput implements Output {
+  readonly #sonic: ReturnType<typeof pino.destination>
+
+  constructor (fd: number) {
+    this.#sonic = pino.destination({ dest: fd, sync: true })
+  }
+
+  write (text: string): void {
+    this.#sonic.write(text)
+  }
+
+  flushSync (): void {
+    this.#sonic.flushSync()
+  }
+
+  async end (): Promise<void> {
+    this.#sonic.flushSync()
+  }
+}
+
+/**
+ * A pipe, written through a non-blocking descriptor of its own (the inherited one, shared with
+ * other processes, keeps its mode). A turn's lines go out in
+ * pieces of whole lines of at most PIPE_BUF bytes, which a pipe takes whole or not at all, so other
+ * writers of the same pipe (the other WORKERS) never cut into a line. What the pipe cannot take
+ * now waits in a queue, retried every few milliseconds.
+ */
+class FifoOutput implements Output {
+  readonly #fd: number
+  readonly #queue: Buffer[] = []
+  /** Bytes of `#queue[0]` already written. */
+  #offset = 0
+  #queued = 0
+  #retry: NodeJS.Timeout | null = null
+  #dropped = 0
+  #failed = false
+
+  constructor (nonBlockingFd: number) {
+    this.#fd = nonBlockingFd
+  }
+
+  write (text: string): void {
+    if (this.#failed) return
+    if (this.#queued > MAX_QUEUED) {
+      if (this.#dropped++ === 0) process.stderr.write('sluice: the log reader is behind by 16 MiB; log lines are dropped until it catches up\n')
+      return
+    }
+    if (this.#dropped > 0) {
+      this.#enqueue(`{"level":40,"time":${Date.now()},"pid":${process.pid},"msg":"${this.#dropped} batches of log lines dropped while the log reader was behind"}\n`)
+      this.#dropped = 0
+    }
+    this.#enqueue(text)
+    this.#flush()
+  }
+
+  flushSync (): void {
+    // at exit: the reader gets a last second to take what is queued
+    const until = performance.now() + 1000
+    while (!this.#flush() && performance.now() < until) Atomics.wait(PAUSE, 0, 0, 5)
+  }
+
+  async end (timeoutMs: number): Promise<void> {
+    const until = performance.now() + timeoutMs
+    while (!this.#flush() && performance.now() < until) await sleep(5)
+  }
+
+  #enqueue (text: string): void {
+    const bytes = Buffer.from(text)
+    this.#queue.push(bytes)
+    this.#queued += bytes.length
+  }
+
+  /** Writes what the pipe takes now; true when nothing is left. */
+  #flush (): boolean {
+    const queue = this.#queue
+    while (queue.length > 0 && !this.#failed) {
+      const bytes = queue[0] as Buffer
+      const from = this.#offset
+      let to = bytes.length
+      if (to - from > PIPE_BUF) {
+        to = bytes.lastIndexOf(NEWLINE, from + PIPE_BUF - 1) + 1
+        // a single line longer than PIPE_BUF goes alone (and may be cut when the pipe is nearly full)
+        if (to <= from) {
+          const end = bytes.indexOf(NEWLINE, from + PIPE_BUF)
+          to = end === -1 ? bytes.length : end + 1
+        }
+      }
+      let written: number
+      try {
+        written = writeSync(this.#fd, bytes, from, to - from)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') this.#retryLater()
+        else this.#fail(err as NodeJS.ErrnoException)
+        return false
+      }
+      this.#offset += written
+      this.#queued -= written
+      if (this.#offset === bytes.length) {
+        queue.shift()
+        this.#offset = 0
+      }
+    }
+    return queue.length === 0
+  }
+
+  #retryLater (): void {
+    if (this.#retry !== null) return
+    this.#retry = setTimeout(() => {
+      this.#retry = null
+      this.#flush()
+    }, 5)
+    // a full log pipe alone must not keep the process alive
+    this.#retry.unref()
+  }
+
+  #fail (err: NodeJS.ErrnoException): void {
+    // the reader is gone (EPIPE): nothing can be logged any more, and that must not stop the gateway
+    this.#failed = true
+    this.#queue.length = 0
+    this.#queued = 0
+    process.stderr.write(`sluice: log output failed (${err.code ?? err.message}); log lines are dropped from now on\n`)
+  }
+}

@@ -1,0 +1,170 @@
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
+import { logDestination } from '../../src/log-destination.js'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+function tempDir (t: Teardown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-log-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+/** A named pipe with a reader (not reading until `read` is called) and `writers` write ends. */
+function fifo (t: Teardown, writers: number): { fds: number[], read: () => Promise<string>, reader: Socket } {
+  const path = join(tempDir(t), 'log.fifo')
+  execFileSync('mkfifo', [path])
+  // the read end first, non-blocking, so opening the write ends does not wait for a reader
+  const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  const fds = Array.from({ length: writers }, () => openSync(path, 'w'))
+  const reader = new Socket({ fd: readFd, readable: true, writable: false })
+  reader.pause()
+  let text = ''
+  reader.setEncoding('utf8').on('data', (chunk: string) => { text += chunk })
+  t.teardown(() => { reader.destroy() })
+  return {
+    fds,
+    reader,
+    read: async () => {
+      reader.resume()
+      let before = -1
+      // until nothing more arrives for a while
+      while (text.length !== before) {
+        before = text.length
+        await sleep(100)
+      }
+      return text
+    }
+  }
+}
+
+const line = (writer: number, i: number, pad = 200): string => `${JSON.stringify({ writer, i, pad: 'x'.repeat(pad) })}\n`
+
+t.test('a file gets the lines of a turn in one piece, at the end of the turn, in order', async t => {
+  const path = join(tempDir(t), 'access.log')
+  const fd = openSync(path, 'w')
+  t.teardown(() => { closeSync(fd) })
+  const out = logDestination(fd)
+  for (let i = 0; i < 3; i++) out.write(line(0, i))
+  t.equal(readFileSync(path, 'utf8'), '', 'nothing is written during the turn')
+  await nextTurn()
+  t.equal(readFileSync(path, 'utf8'), [0, 1, 2].map(i => line(0, i)).join(''), 'all of it once the turn ended')
+  out.write(line(0, 3))
+  out.flushSync()
+  t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 4, 'flushSync (process exit) writes a pending line at once')
+  out.write(line(0, 4))
+  await out.end(1000)
+  t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 5, 'end (graceful shutdown) writes what is pending')
+})
+
+t.test('a turn that writes more than 64 KiB hands it on before the turn ends', async t => {
+  const path = join(tempDir(t), 'access.log')
+  const fd = openSync(path, 'w')
+  t.teardown(() => { closeSync(fd) })
+  const out = logDestination(fd)
+  for (let i = 0; i < 400; i++) out.write(line(0, i))
+  const written = readFileSync(path, 'utf8').length
+  t.ok(written >= 64 * 1024, `${written} characters written within the turn`)
+  await nextTurn()
+  t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 400)
+})
+
+t.test('a pipe whose reader is behind never blocks the event loop, and loses nothing below the bound', async t => {
+  const pipe = fifo(t, 1)
+  const out = logDestination(pipe.fds[0] as number)
+  t.teardown(() => { closeSync(pipe.fds[0] as number) })
+  let ticks = 0
+  const ticker = setInterval(() => { ticks++ }, 5)
+  const turns = 60
+  const started = performance.now()
+  // 60 turns of 20 lines, about 270 KB: over four times what a Linux pipe holds (64 KiB)
+  for (let turn = 0; turn < turns; turn++) {
+    for (let i = 0; i < 20; i++) out.write(line(0, turn * 20 + i))
+    await sleep(1)
+  }
+  clearInterval(ticker)
+  const elapsed = performance.now() - started
+  t.ok(ticks >= 5, `timers kept firing while the pipe was full (${ticks} ticks in ${Math.round(elapsed)} ms)`)
+  const ending = out.end(5000)
+  const text = await pipe.read()
+  await ending
+  const lines = text.split('\n').filter(Boolean).map(l => JSON.parse(l) as { i: number })
+  t.equal(lines.length, turns * 20, 'every line arrived')
+  t.ok(lines.every((l, n) => l.i === n), 'in order')
+})
+
+t.test('two writers of one pipe never cut into each other\'s lines', async t => {
+  const pipe = fifo(t, 2)
+  const outs = pipe.fds.map(fd => logDestination(fd))
+  t.teardown(() => { for (const fd of pipe.fds) closeSync(fd) })
+  // turns of 40 KB from each writer while the reader is slow: the pipe fills, writes come back partial
+  const reading = (async () => {
+    await sleep(50)
+    return pipe.read()
+  })()
+  for (let turn = 0; turn < 30; turn++) {
+    outs.forEach((out, writer) => { for (let i = 0; i < 100; i++) out.write(line(writer, turn * 100 + i, 300 + ((turn + i) % 7) * 50)) })
+    await nextTurn()
+  }
+  await Promise.all(outs.map(out => out.end(5000)))
+  const lines = (await reading).split('\n').filter(Boolean)
+  t.equal(lines.length, 2 * 30 * 100, 'every line arrived')
+  const broken = lines.filter(l => { try { JSON.parse(l); return false } catch { return true } })
+  t.equal(broken.length, 0, 'every line is whole')
+  for (const writer of [0, 1]) {
+    const own = lines.map(l => JSON.parse(l) as { writer: number, i: number }).filter(l => l.writer === writer)
+    t.ok(own.every((l, n) => l.i === n), `writer ${writer}'s lines in order`)
+  }
+})
+
+t.test('a pipe reader that stays behind past 16 MiB costs lines, not memory; a note says how many writes were dropped', async t => {
+  const pipe = fifo(t, 1)
+  const out = logDestination(pipe.fds[0] as number)
+  t.teardown(() => { closeSync(pipe.fds[0] as number) })
+  const stderr: string[] = []
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
+  t.teardown(() => { process.stderr.write = write })
+  const batch = 'y'.repeat(1023) + '\n'
+  // 20 MiB in 1 MiB turns, while nobody reads
+  for (let turn = 0; turn < 20; turn++) {
+    for (let i = 0; i < 64; i++) out.write(batch.repeat(16))
+    await nextTurn()
+  }
+  process.stderr.write = write
+  t.match(stderr.join(''), /the log reader is behind by 16 MiB; log lines are dropped/, 'said once on stderr')
+  t.equal(stderr.length, 1, 'once, not per dropped write')
+  const reading = pipe.read()
+  await out.end(10_000)
+  // the reader caught up: the next write goes through, after a note of the loss
+  out.write('{"after":true}\n')
+  await out.end(1000)
+  const text = await reading
+  t.ok(text.length < 18 * 1024 * 1024 && text.length >= 16 * 1024 * 1024, `${text.length} characters kept: the bound, not all 20 MiB`)
+  t.match(text, /"msg":"\d+ batches of log lines dropped while the log reader was behind"}\n\{"after":true}\n$/, 'the next write notes the loss in the log itself')
+})
+
+t.test('a pipe whose reader is gone: one line on stderr, and the process carries on', async t => {
+  const pipe = fifo(t, 1)
+  const out = logDestination(pipe.fds[0] as number)
+  t.teardown(() => { closeSync(pipe.fds[0] as number) })
+  pipe.reader.destroy()
+  await sleep(20)
+  const stderr: string[] = []
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
+  t.teardown(() => { process.stderr.write = write })
+  for (let turn = 0; turn < 5; turn++) {
+    out.write(line(0, turn))
+    await sleep(10)
+  }
+  await out.end(1000)
+  process.stderr.write = write
+  t.equal(stderr.length, 1, 'said once')
+  t.match(stderr[0], /^sluice: log output failed \(EPIPE\); log lines are dropped from now on\n$/)
+})
