@@ -9,7 +9,7 @@ import type { Config } from '../src/config/index.js'
 import { NoUpstreamError } from '../src/errors.js'
 import type { ClientAddress } from '../src/proxy/client-address.js'
 import { Exchange, type ExchangeContext } from '../src/proxy/exchange.js'
-import { requestIdFrom, setForwarded } from '../src/proxy/headers.js'
+import { appendForwarded, FORWARDING, requestIdFrom } from '../src/proxy/headers.js'
 import { clientKey } from '../src/net.js'
 
 declare module 'fastify' {
@@ -36,8 +36,9 @@ export interface ProxyPluginOptions {
 
 const NONE: readonly Upstream[] = Object.freeze([])
 // hop-by-hop and handshake headers the WebSocket client sets itself
-const WS_OWN_HEADERS = new Set(['host', 'connection', 'upgrade', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
-  'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'content-length'])
+// (and the forwarding headers the gateway sets itself)
+const WS_OWN_HEADERS = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
+  'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'content-length', ...FORWARDING])
 
 const newRequestId = (): string => randomUUID()
 
@@ -165,8 +166,9 @@ function wsHeaders (request: FastifyRequest, preserveHost: boolean): Record<stri
   for (const name in request.headers) {
     if (!WS_OWN_HEADERS.has(name)) headers[name] = request.headers[name]
   }
-  setForwarded(headers, request, preserveHost)
-  if (!preserveHost) delete headers.host
+  const forwarding: string[] = []
+  appendForwarded(forwarding, request, preserveHost)
+  for (let i = 0; i < forwarding.length; i += 2) headers[forwarding[i] as string] = forwarding[i + 1]
   return headers as Record<string, string>
 }
 

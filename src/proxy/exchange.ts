@@ -6,7 +6,7 @@ import { BadRequestError, NoUpstreamError, RouteNotFoundError, UpstreamTimeoutEr
 import { isGatewayPath, pathOf } from '../gateway-paths.js'
 import { clientKey } from '../net.js'
 import { classifyFailure, mayRetry, transportCode, type FailureKind } from './failure.js'
-import { HOP_BY_HOP, setForwarded, stripHopByHop } from './headers.js'
+import { appendForwarded, FORWARDING, HOP_BY_HOP } from './headers.js'
 import { AttemptBody } from './replayable-body.js'
 import type { ClientAddress } from './client-address.js'
 
@@ -52,6 +52,7 @@ const NONE: readonly Upstream[] = Object.freeze([])
 // response headers never relayed: hop-by-hop ones (RFC 9110 §7.6.1), and the request id the
 // gateway sets itself on every response
 const DROPPED = new Set<string>(['connection', ...HOP_BY_HOP, 'x-request-id'])
+const NOT_FORWARDED = new Set<string>(['connection', ...HOP_BY_HOP, 'expect', ...FORWARDING])
 // an upstream's own rate-limit headers give way to the gateway's when its limiter set them: a
 // client must not see two different x-ratelimit-remaining values
 const LIMIT_HEADERS = new Set(['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'ratelimit-policy', 'ratelimit', 'retry-after'])
@@ -83,7 +84,7 @@ export class Exchange implements LegacyHandler {
   #abort: ((err?: Error) => void) | null = null
   #resume: (() => void) | null = null
   #body: AttemptBody | null = null
-  #upstreamHeaders: IncomingHttpHeaders | null = null
+  #upstreamHeaders: string[] | null = null
   /** The client left before its response ended. */
   #gone = false
   /** Response body bytes still to come when the upstream sent a content-length; -1 otherwise. */
@@ -189,15 +190,22 @@ export class Exchange implements LegacyHandler {
     }, this)
   }
 
-  #forwardedHeaders (): IncomingHttpHeaders {
-    const headers: IncomingHttpHeaders = { ...this.req.headers }
-    stripHopByHop(headers)
-    // Node has already answered the client's `expect: 100-continue`; undici refuses to send it
-    delete headers.expect
-    setForwarded(headers, this, this.#ctx.preserveHost)
-    // undici sends the upstream's own host when none is given
-    if (!this.#ctx.preserveHost) delete headers.host
-    return headers
+  /** The request's headers for the upstream, as undici's flat name, value list (no object to copy and delete from). */
+  #forwardedHeaders (): string[] {
+    const headers = this.req.headers
+    const connection = headers.connection
+    const named = connection === undefined ? undefined : connection.toLowerCase()
+    const out: string[] = []
+    for (const name in headers) {
+      // hop-by-hop ones, those the sender's Connection names, `expect` (Node has answered a client's
+      // 100-continue and undici refuses to send it), and the ones the gateway sets itself
+      if (NOT_FORWARDED.has(name) || (named !== undefined && namedIn(named, name))) continue
+      const value = headers[name] as string | string[]
+      // an array is set-cookie's, the one header Node keeps as a list: undici takes it as one
+      out.push(name, value as string)
+    }
+    appendForwarded(out, this, this.#ctx.preserveHost)
+    return out
   }
 
   // undici's dispatch handler (its core API: raw headers, a boolean for back-pressure)

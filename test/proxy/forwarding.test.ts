@@ -79,6 +79,21 @@ t.test('method, path and query are kept; forwarded headers and the request id ar
   t.equal(echo.headers['x-request-id'], id, 'and sent upstream')
 })
 
+t.test('a client\'s own forwarding headers are replaced, not relayed; repeated headers arrive whole', async t => {
+  const backends = await startBackends(t, 1)
+  const gw = await startGateway(t, upstreamsEnv(backends))
+  const res = await request(`${gw.url}/`, {
+    headers: ['x-forwarded-proto', 'https', 'x-forwarded-host', 'spoofed.example', 'host', 'public.example',
+      'x-dup', 'one', 'x-dup', 'two', 'cookie', 'a=1', 'cookie', 'b=2', 'expect-ct', 'kept']
+  })
+  const echo = await res.body.json() as Echo
+  t.equal(echo.headers['x-forwarded-proto'], 'http', 'the gateway\'s view, not the untrusted client\'s')
+  t.equal(echo.headers['x-forwarded-host'], 'public.example', 'the Host the client sent, not its x-forwarded-host')
+  t.equal(echo.headers['x-dup'], 'one, two', 'both lines of a repeated header')
+  t.equal(echo.headers.cookie, 'a=1; b=2', 'cookie lines joined as Node joins them')
+  t.equal(echo.headers['expect-ct'], 'kept', 'only `expect` itself is held back')
+})
+
 t.test('a client x-request-id is kept and echoed; an unusable one is replaced', async t => {
   const backends = await startBackends(t, 1)
   const gw = await startGateway(t, upstreamsEnv(backends))
