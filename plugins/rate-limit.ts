@@ -159,23 +159,18 @@ const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = async (fasti
     else done()
   }
 
-  // callbacks, not promises: the in-memory store answers synchronously and then the request goes
-  // on without a promise; the Redis store's answer continues it when it arrives
+  // callbacks, not promises, all the way from the store: the in-memory store answers synchronously
+  // and the request goes on at once; a Redis reply continues it straight from the socket read
   const check = limiter.check = function check (request: LimitedRequest, sink: HeaderSink, done: LimitDone): void {
     if (allow !== undefined && isAllowed(allow, clientKey(request.ip))) {
       done()
       return
     }
     const chosen = rules.length === 0 ? fallback : matchRule(rules, request) ?? fallback
-    let decision: Decision | Promise<Decision>
-    try {
-      decision = store.hit(chosen.key(request), chosen.windowMs, chosen.max)
-    } catch (err) {
-      bypassed(err, done)
-      return
-    }
-    if (decision instanceof Promise) decision.then(d => { apply(chosen, d, sink, done) }, err => { bypassed(err, done) })
-    else apply(chosen, decision, sink, done)
+    store.decide(chosen.key(request), chosen.windowMs, chosen.max, (err, decision) => {
+      if (err !== null) bypassed(err, done)
+      else apply(chosen, decision as Decision, sink, done)
+    })
   }
   limiter.onRequest = function limit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     check(request, reply, done)

@@ -1,5 +1,5 @@
 import { expiresAt, step, type WindowState } from './algorithm.js'
-import type { Algorithm, Decision, LimiterStore } from './store.js'
+import type { Algorithm, Decision, DecisionCallback, LimiterStore } from './store.js'
 
 export interface MemoryStoreOptions {
   algorithm: Algorithm
@@ -43,6 +43,11 @@ export class MemoryStore implements LimiterStore {
     return this.#entries.size
   }
 
+  decide (key: string, windowMs: number, max: number, done: DecisionCallback): void {
+    done(null, this.hit(key, windowMs, max))
+  }
+
+  /** `decide`'s answer, returned: this store never waits. */
   hit (key: string, windowMs: number, max: number): Decision {
     const now = this.#now()
     let entry = this.#entries.get(key)

@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { LIMIT_LUA } from './lua.js'
 import { encodeArgs, ScriptClient, type EncodedArgs } from './script-client.js'
 import type { Reply } from './resp.js'
-import type { Algorithm, Decision, LimiterStore } from './store.js'
+import { hit, type Algorithm, type Decision, type DecisionCallback, type LimiterStore } from './store.js'
 
 export interface RedisStoreOptions {
   algorithm: Algorithm
@@ -53,16 +53,22 @@ export class RedisStore implements LimiterStore {
     return `${this.#prefix}{${key}}`
   }
 
-  hit (key: string, windowMs: number, max: number): Promise<Decision> {
+  decide (key: string, windowMs: number, max: number, done: DecisionCallback): void {
     const script = this.#script
-    if (script === undefined) return (this.#ioredis as LimitCommand).sluiceLimit(this.keyFor(key), windowMs, max, this.#sliding).then(toDecision)
-    const args = this.#encoded(windowMs, max)
-    return new Promise((resolve, reject) => {
-      script.run(this.keyFor(key), args, (err: Error | null, reply?: Reply) => {
-        if (err !== null) reject(err)
-        else resolve(toDecision(reply))
-      })
+    if (script === undefined) {
+      (this.#ioredis as LimitCommand).sluiceLimit(this.keyFor(key), windowMs, max, this.#sliding)
+        .then(reply => { done(null, toDecision(reply)) }, (err: Error) => { done(err) })
+      return
+    }
+    script.run(this.keyFor(key), this.#encoded(windowMs, max), (err: Error | null, reply?: Reply) => {
+      if (err !== null) done(err)
+      else done(null, toDecision(reply))
     })
+  }
+
+  /** `decide` as a promise (tests, tools). */
+  async hit (key: string, windowMs: number, max: number): Promise<Decision> {
+    return hit(this, key, windowMs, max)
   }
 
   close (): void {}

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events'
 import { DenyCache } from './deny-cache.js'
-import type { Decision, LimiterStore } from './store.js'
+import type { Decision, DecisionCallback, LimiterStore } from './store.js'
 
 export type RedisErrorPolicy = 'local' | 'allow' | 'deny'
 
-/** Thrown by `hit` when Redis is unavailable and the policy is `allow` or `deny`: the caller decides. */
+/** Given to `decide`'s callback when Redis is unavailable and the policy is `allow` or `deny`: the caller decides. */
 export class LimiterBypassed extends Error {
   constructor (readonly policy: 'allow' | 'deny') {
     super(`limiter unavailable, policy ${policy}`)
@@ -74,38 +74,41 @@ export class ResilientStore extends EventEmitter<ResilientEvents> implements Lim
     return this.#state !== 'up'
   }
 
-  hit (key: string, windowMs: number, max: number): Decision | Promise<Decision> {
+  decide (key: string, windowMs: number, max: number, done: DecisionCallback): void {
     if (this.#state !== 'up') {
-      if (this.#state === 'connecting' || this.#probing || this.#now() < this.#probeAt) return this.#fallback(key, windowMs, max)
+      if (this.#state === 'connecting' || this.#probing || this.#now() < this.#probeAt) {
+        this.#fallback(key, windowMs, max, done)
+        return
+      }
       this.#probing = true
     } else if (this.#denied !== undefined) {
       const refused = this.#denied.check(key, max)
-      if (refused !== undefined) return refused
+      if (refused !== undefined) {
+        done(null, refused)
+        return
+      }
     }
-    return this.#viaRedis(key, windowMs, max)
+    this.#redis.decide(key, windowMs, max, (err, decision) => {
+      if (err !== null) {
+        this.#probing = false
+        this.#down(err.message)
+        this.#fallback(key, windowMs, max, done)
+        return
+      }
+      if (this.#probing) this.#up()
+      this.#denied?.note(key, decision as Decision)
+      done(null, decision)
+    })
   }
 
   async close (): Promise<void> {
     await this.#local.close()
   }
 
-  async #viaRedis (key: string, windowMs: number, max: number): Promise<Decision> {
-    try {
-      const decision = await this.#redis.hit(key, windowMs, max)
-      if (this.#probing) this.#up()
-      this.#denied?.note(key, decision)
-      return decision
-    } catch (err) {
-      this.#probing = false
-      this.#down((err as Error).message)
-      return this.#fallback(key, windowMs, max)
-    }
-  }
-
-  #fallback (key: string, windowMs: number, max: number): Decision | Promise<Decision> {
+  #fallback (key: string, windowMs: number, max: number, done: DecisionCallback): void {
     this.fallbacks++
-    if (this.#policy === 'local') return this.#local.hit(key, windowMs, max)
-    throw new LimiterBypassed(this.#policy)
+    if (this.#policy === 'local') this.#local.decide(key, windowMs, max, done)
+    else done(new LimiterBypassed(this.#policy))
   }
 
   #up (): void {

@@ -106,7 +106,7 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
    */
   run (key: string, args: EncodedArgs, callback: Callback): void {
     if (!this.#ready) {
-      callback(new RedisUnavailableError('not connected'))
+      deliver(callback, new RedisUnavailableError('not connected'))
       return
     }
     this.#send(`*${4 + args.count}\r\n$7\r\nEVALSHA\r\n$40\r\n${this.#sha}\r\n$1\r\n1\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n${args.text}`, callback, { key, args })
@@ -193,8 +193,8 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
       return
     }
     pending.settled = true
-    if (reply instanceof ReplyError) pending.callback(reply)
-    else pending.callback(null, reply)
+    if (reply instanceof ReplyError) deliver(pending.callback, reply)
+    else deliver(pending.callback, null, reply)
   }
 
   /** Drops answered entries from the front once they are the bulk of the array. */
@@ -232,7 +232,7 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
         return
       }
       pending.settled = true
-      pending.callback(new RedisUnavailableError(`no reply within ${this.#timeoutMs} ms`))
+      deliver(pending.callback, new RedisUnavailableError(`no reply within ${this.#timeoutMs} ms`))
     }
   }
 
@@ -250,7 +250,7 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
     for (const pending of queue) {
       if (pending.settled) continue
       pending.settled = true
-      pending.callback(new RedisUnavailableError('connection closed'))
+      deliver(pending.callback, new RedisUnavailableError('connection closed'))
     }
     this.emit('close')
     if (this.#closed) {
@@ -260,6 +260,19 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
     if (wasReady) this.#attempt = 0
     this.#reconnectTimer = setTimeout(() => { this.connect() }, backoff(this.#attempt++))
     this.#reconnectTimer.unref()
+  }
+}
+
+/**
+ * Calls back outside the reply loop's fate: an exception thrown by a callback (a bug in the
+ * caller) would otherwise stop the replies after it, or end in `#onData`'s catch and drop the
+ * connection. It is thrown again on its own, as an uncaught exception.
+ */
+function deliver (callback: Callback, err: Error | null, reply?: Reply): void {
+  try {
+    callback(err, reply)
+  } catch (thrown) {
+    process.nextTick(() => { throw thrown })
   }
 }
 

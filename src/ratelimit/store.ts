@@ -13,12 +13,27 @@ export interface Decision {
   ttl: number
 }
 
+/** Gets a decision, or why there is none (Redis failed, or a `LimiterBypassed`). */
+export type DecisionCallback = (err: Error | null, decision?: Decision) => void
+
 /**
  * Counts one request for `key` against `max` per `windowMs`. A denied request is not counted,
- * so a client hammering a closed budget does not extend its own ban.
+ * so a client hammering a closed budget does not extend its own ban. A callback, not a promise:
+ * the in-memory store answers synchronously, and a Redis answer continues the request straight
+ * from the reply, without promise jobs in between (this is the per-request path).
  */
 export interface LimiterStore {
   readonly kind: 'memory' | 'redis'
-  hit (key: string, windowMs: number, max: number): Decision | Promise<Decision>
+  decide (key: string, windowMs: number, max: number, done: DecisionCallback): void
   close (): Promise<void> | void
+}
+
+/** `decide` as a promise, for callers off the request path. */
+export async function hit (store: LimiterStore, key: string, windowMs: number, max: number): Promise<Decision> {
+  return new Promise((resolve, reject) => {
+    store.decide(key, windowMs, max, (err, decision) => {
+      if (err !== null) reject(err)
+      else resolve(decision as Decision)
+    })
+  })
 }

@@ -57,6 +57,28 @@ t.test('runs the script by SHA; a burst from one tick is answered in order, each
   t.ok(client.ready)
 })
 
+t.test('a callback that throws: the replies after it still arrive on the same connection, and the error is thrown on its own', async t => {
+  const redis = await startRedis(t)
+  const client = await ready(t, redis.url)
+  let closed = 0
+  client.on('close', () => { closed++ })
+  // tap fails a test on an uncaught exception: catch this one ourselves, then hand the handlers back
+  const handlers = process.rawListeners('uncaughtException') as Array<(err: Error) => void>
+  process.removeAllListeners('uncaughtException')
+  t.teardown(() => { for (const handler of handlers) process.on('uncaughtException', handler) })
+  const thrown = new Promise<Error>(resolve => process.once('uncaughtException', resolve))
+  const replies: Reply[] = []
+  // one turn: written together, answered in one read, so the throwing callback sits between the others
+  client.run('a', encodeArgs([1, 'x']), (_err, reply) => { replies.push(reply as Reply) })
+  client.run('b', encodeArgs([2, 'x']), () => { throw new Error('a bug in a caller') })
+  const last = new Promise<Reply>(resolve => { client.run('c', encodeArgs([3, 'x']), (_err, reply) => { resolve(reply as Reply) }) })
+  t.same(await last, ['c', '3', 'x'], 'the reply after the throwing callback')
+  t.same(replies, [['a', '1', 'x']])
+  t.match(await thrown, { message: 'a bug in a caller' }, 'the exception surfaces as uncaught, not swallowed')
+  t.same(await run(client, 'd', 4, 'x'), ['d', '4', 'x'], 'the connection is still in use')
+  t.equal(closed, 0, 'and was never dropped')
+})
+
 t.test('the limiter over it: exactly max admitted out of a concurrent burst', async t => {
   const redis = await startRedis(t)
   const client = await ready(t, redis.url, LIMIT_LUA)
