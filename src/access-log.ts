@@ -3,11 +3,12 @@ import { pino, type Logger } from 'pino'
 /** The fields of one access log line, in the order they are written. */
 export interface AccessEntry {
   reqId: string
+  /** An HTTP token (RFC 9110 §5.6.2): written unescaped. */
   method: string
   /** The request path, without its query string. */
   path: string
   status: number
-  /** The id of the upstream server that answered; null when none was picked. */
+  /** The id of the upstream server that answered (hex: written unescaped); null when none was picked. */
   upstream: string | null
   durationMs: number
   clientIp: string
@@ -45,7 +46,10 @@ export class AccessLog {
   }
 
   write (e: AccessEntry): void {
-    this.#sink.write(`{"level":30,"time":${Date.now()}${this.#bindings},"reqId":${quote(e.reqId)},"method":${quote(e.method)},"path":${quote(e.path)},"status":${e.status},"upstream":${e.upstream === null ? 'null' : quote(e.upstream)},"durationMs":${Number.isFinite(e.durationMs) ? e.durationMs : 'null'},"clientIp":${quote(e.clientIp)},"limited":${e.limited},"retried":${e.retried},"msg":"request"}\n`)
+    // the method (an HTTP token, checked by Node's parser) and the upstream id (hex) cannot hold a
+    // character JSON escapes; the request id, the path and the client IP (from x-forwarded-for
+    // under TRUST_PROXY, unchecked) can
+    this.#sink.write(`{"level":30,"time":${Date.now()}${this.#bindings},"reqId":${quote(e.reqId)},"method":"${e.method}","path":${quote(e.path)},"status":${e.status},"upstream":${e.upstream === null ? 'null' : `"${e.upstream}"`},"durationMs":${Number.isFinite(e.durationMs) ? e.durationMs : 'null'},"clientIp":${quote(e.clientIp)},"limited":${e.limited},"retried":${e.retried},"msg":"request"}\n`)
   }
 }
 

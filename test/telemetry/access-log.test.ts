@@ -138,7 +138,7 @@ t.test('the access line is byte for byte what pino writes for the same fields, e
   t.ok(access, 'a pino logger with a destination has an access log')
   const entries: AccessEntry[] = [
     { reqId: 'a1b2', method: 'GET', path: '/orders/42', status: 200, upstream: 'b52e7b55edbb', durationMs: 1.234, clientIp: '127.0.0.1', limited: false, retried: 0 },
-    { reqId: 'quote"back\\slash', method: 'PURGE', path: '/caf\u00e9/\u{1F600}', status: 429, upstream: null, durationMs: 0, clientIp: '::1', limited: true, retried: 2 },
+    { reqId: 'quote"back\\slash', method: 'PURGE', path: '/caf\u00e9/\u{1F600}', status: 429, upstream: null, durationMs: 0, clientIp: 'spoofed"\\ip', limited: true, retried: 2 },
     { reqId: 'ctl\u0001\ttab', method: 'POST', path: '/latin1-\u00ff\u0080', status: 502, upstream: 'x', durationMs: 30000.5, clientIp: '2001:db8::', limited: false, retried: 1 }
   ]
   for (const entry of entries) {
