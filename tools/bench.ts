@@ -282,7 +282,7 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
     gateways.push({ name: 'gateway+redis', what: 'the gateway, limiter on, Redis store (`REDIS_URL` = the private redis-server)', env: { RATE_LIMIT: 'on', REDIS_URL: `redis://127.0.0.1:${redisPort}` }, store: 'redis' })
     gateways.push({
       name: 'gateway+full',
-      what: 'the full pipeline of the performance issue: Redis limiter, balancer, proxy, and the access log at `LOG_LEVEL=info` (one line per request, to a file)',
+      what: 'the full pipeline of the performance issue: Redis limiter, balancer, proxy, and the access log at `LOG_LEVEL=info` (one line per request to stdout, a pipe read by `cat` on the load side\'s CPU as a container runtime reads it)',
       env: { RATE_LIMIT: 'on', REDIS_URL: `redis://127.0.0.1:${redisPort}`, LOG_LEVEL: 'info' },
       store: 'redis',
       log: true
@@ -292,7 +292,7 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
     const port = await freePort([6379, ...ports, ...(redisPort === undefined ? [] : [redisPort])])
     // cwd: an empty directory, so no .env or CONFIG_FILE of the working tree leaks in.
     const child = start(g.name, process.execPath, [server], {
-      cpus: gatewayCpus, cwd: work, env: { ...base, ...g.env, PORT: String(port) }, ...(g.log === true && { stdoutFile: join(work, `${g.name}.log`) })
+      cpus: gatewayCpus, cwd: work, env: { ...base, ...g.env, PORT: String(port) }, ...(g.log === true && { stdoutReader: { cpus: sideCpus } })
     })
     all.push(child)
     await waitFor(child, 'ready /readyz', 15_000, async () => (await get(port, '/readyz')).status === 200)

@@ -1,7 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect } from 'node:net'
+import type { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 export { freePort } from '../free-port.js'
 
@@ -34,16 +35,17 @@ export function pinSelf (cpus: string): boolean {
  * Starts `command args` (under `taskset -c cpus` when `cpus` is set: taskset execs the command, so
  * the PID is the command's own) and registers it for stopping.
  */
-export function start (name: string, command: string, args: string[], options: { cpus?: string, env?: NodeJS.ProcessEnv, cwd?: string, stdoutFile?: string } = {}): Child {
+export function start (name: string, command: string, args: string[], options: { cpus?: string, env?: NodeJS.ProcessEnv, cwd?: string, stdoutReader?: { cpus: string | undefined } } = {}): Child {
   const argv = options.cpus === undefined ? [command, ...args] : ['taskset', '-c', options.cpus, command, ...args]
-  // a chatty child (an access log) writes to a file: piped, its lines would cost the load generator CPU
-  const stdout = options.stdoutFile === undefined ? 'pipe' : openSync(options.stdoutFile, 'a')
+  // a chatty child (an access log) writes to a pipe read by `cat` on the load side's CPUs, as a
+  // container runtime's log collector reads stdout: piped to this process, its lines would cost the
+  // load generator CPU; to a file, this VM's virtual disk costs the gateway more than the log itself
+  const reader = options.stdoutReader === undefined ? undefined : startReader(`${name} stdout`, options.stdoutReader.cpus)
   const proc = spawn(argv[0] as string, argv.slice(1), {
     cwd: options.cwd,
     env: options.env ?? process.env,
-    stdio: ['ignore', stdout, 'pipe']
+    stdio: ['ignore', reader?.stdin ?? 'pipe', 'pipe']
   })
-  if (typeof stdout === 'number') closeSync(stdout)
   let tail = ''
   let exited = false
   const keep = (chunk: Buffer): void => { tail = (tail + chunk.toString('utf8')).slice(-4096) }
@@ -55,6 +57,18 @@ export function start (name: string, command: string, args: string[], options: {
   const child: Child = { name, pid: proc.pid, proc, output: () => tail.trim(), exited: () => exited }
   children.set(proc.pid, child)
   return child
+}
+
+/** `cat > /dev/null`, registered for stopping: its stdin is a pipe a child can write its stdout to. */
+function startReader (name: string, cpus: string | undefined): ChildProcess & { stdin: Writable } {
+  const argv = cpus === undefined ? ['cat'] : ['taskset', '-c', cpus, 'cat']
+  const proc = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'ignore', 'ignore'] })
+  if (proc.pid === undefined || proc.stdin === null) throw new Error(`cannot start ${name} (cat)`)
+  let exited = false
+  proc.on('exit', () => { exited = true })
+  proc.on('error', () => { exited = true })
+  children.set(proc.pid, { name, pid: proc.pid, proc, output: () => '', exited: () => exited })
+  return proc as ChildProcess & { stdin: Writable }
 }
 
 /** Stops every child still running: SIGTERM by PID, SIGKILL after `graceMs`. */
