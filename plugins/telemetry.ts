@@ -60,6 +60,15 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /** pino's numeric levels: the access line is written only when `info` is enabled. */
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }
 
+/**
+ * Bounds of the client-controlled fields of the access line (a path can be as long as Node's header
+ * limit, x-forwarded-for under TRUST_PROXY too), so a line stays under PIPE_BUF (4 KiB): a pipe then
+ * takes it whole, and other WORKERS writing the same pipe cannot cut into it.
+ */
+const MAX_LOGGED_PATH = 1024
+const MAX_LOGGED_IP = 64
+const bounded = (text: string, max: number): string => text.length <= max ? text : `${text.slice(0, max)}...`
+
 const classIndex = (status: number): number => {
   const i = Math.floor(status / 100) - 1
   return i < 0 ? 0 : i > 4 ? 4 : i
@@ -162,11 +171,11 @@ const telemetryPlugin: FastifyPluginAsync = async (fastify) => {
       const entry: AccessEntry = {
         reqId: done.reqId,
         method: done.method,
-        path: pathOf(done.url),
+        path: bounded(pathOf(done.url), MAX_LOGGED_PATH),
         status,
         upstream: upstream === null ? null : upstream.id,
         durationMs: Math.round(durationMs * 1000) / 1000,
-        clientIp: done.clientIp,
+        clientIp: bounded(done.clientIp, MAX_LOGGED_IP),
         limited,
         retried
       }

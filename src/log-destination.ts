@@ -41,8 +41,13 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4))
  * (docs/benchmarks.md).
  */
 export function logDestination (fd: number): LogDestination {
-  const nonBlocking = fstatSync(fd).isFIFO() ? reopenNonBlocking(fd) : undefined
-  return new TurnBatched(nonBlocking === undefined ? new SyncOutput(fd) : new FifoOutput(nonBlocking))
+  if (!fstatSync(fd).isFIFO()) return new TurnBatched(new SyncOutput(fd))
+  const nonBlocking = reopenNonBlocking(fd)
+  if (nonBlocking === undefined) {
+    // another user's pipe (a container running as non-root): still whole lines, but blocking
+    process.stderr.write('sluice: stdout is a pipe this process cannot reopen non-blocking; log writes wait while its reader is behind\n')
+  }
+  return new TurnBatched(new FifoOutput(nonBlocking ?? fd))
 }
 
 /** A descriptor of its own, with O_NONBLOCK, on the pipe behind `fd` (Linux's /proc); undefined where that cannot be had. */
@@ -119,7 +124,8 @@ class SyncOutput implements Output {
 
 /**
  * A pipe, written through a non-blocking descriptor of its own (the inherited one, shared with
- * other processes, keeps its mode). A turn's lines go out in
+ * other processes, keeps its mode); where the pipe cannot be reopened (it belongs to another
+ * user), through the inherited, blocking one: then a full pipe waits instead of queueing. A turn's lines go out in
  * pieces of whole lines of at most PIPE_BUF bytes, which a pipe takes whole or not at all, so other
  * writers of the same pipe (the other WORKERS) never cut into a line. What the pipe cannot take
  * now waits in a queue, retried every few milliseconds.
@@ -178,7 +184,8 @@ class FifoOutput implements Output {
       let to = bytes.length
       if (to - from > PIPE_BUF) {
         to = bytes.lastIndexOf(NEWLINE, from + PIPE_BUF - 1) + 1
-        // a single line longer than PIPE_BUF goes alone (and may be cut when the pipe is nearly full)
+        // a single line longer than PIPE_BUF goes alone, and may be cut when the pipe is nearly full
+        // (access lines are bounded below it; a long error stack is not)
         if (to <= from) {
           const end = bytes.indexOf(NEWLINE, from + PIPE_BUF)
           to = end === -1 ? bytes.length : end + 1

@@ -160,3 +160,13 @@ t.test('the gateway writes its access lines without pino\'s serialiser when its 
   const gw = await loggedGateway(t, upstreamsEnv(backends), 'info')
   t.ok(AccessLog.of(gw.app.log), 'the logger Fastify built from the options is one AccessLog can write to')
 })
+
+t.test('a long path is cut in the access line, so the line stays under a pipe\'s atomic write (4 KiB)', async t => {
+  const backends = await startBackends(t, 1)
+  const gw = await loggedGateway(t, upstreamsEnv(backends), 'info')
+  await send(`${gw.url}/${'p'.repeat(6000)}?q=1`)
+  await waitFor(() => accessLines(gw.lines).length >= 1, 'the access line')
+  const [line] = accessLines(gw.lines)
+  t.equal(line!.path, `/${'p'.repeat(1023)}...`, 'the first 1024 characters, then ...')
+  t.ok(Buffer.byteLength(JSON.stringify(line)) < 4096)
+})

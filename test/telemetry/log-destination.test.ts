@@ -1,9 +1,10 @@
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import { logDestination } from '../../src/log-destination.js'
 
@@ -167,4 +168,41 @@ t.test('a pipe whose reader is gone: one line on stderr, and the process carries
   process.stderr.write = write
   t.equal(stderr.length, 1, 'said once')
   t.match(stderr[0], /^sluice: log output failed \(EPIPE\); log lines are dropped from now on\n$/)
+})
+
+t.test('another user\'s pipe (a container running as non-root): a note on stderr, and still whole lines in order', async t => {
+  // a pipe this process may not reopen: only a root test run can hand one to a less privileged child
+  if (process.getuid?.() !== 0) {
+    t.comment('needs root to start a child as another user: the non-blocking path above is the one tested here')
+    return
+  }
+  const path = join(tempDir(t), 'log.fifo')
+  execFileSync('mkfifo', ['-m', '600', path])
+  const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  const writeFd = openSync(path, 'w')
+  const reader = new Socket({ fd: readFd, readable: true, writable: false })
+  let text = ''
+  reader.setEncoding('utf8').on('data', (chunk: string) => { text += chunk })
+  t.teardown(() => { reader.destroy() })
+  const module = fileURLToPath(new URL('../../src/log-destination.ts', import.meta.url)).replace('/src/', '/dist/src/').replace(/\.ts$/, '.js')
+  const script = `import { logDestination } from ${JSON.stringify(module)}
+const out = logDestination(1)
+for (let turn = 0; turn < 20; turn++) {
+  for (let i = 0; i < 50; i++) out.write(JSON.stringify({ i: turn * 50 + i, pad: 'z'.repeat(150) }) + '\\n')
+  await new Promise(resolve => setImmediate(resolve))
+}
+await out.end(5000)`
+  // `env -i`: not tap's environment, whose coverage hooks would write where this user may not
+  const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', '-i',
+    process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', writeFd, 'pipe'] })
+  closeSync(writeFd)
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const code = await new Promise<number | null>(resolve => child.once('close', resolve))
+  await sleep(100)
+  t.equal(code, 0, stderr)
+  t.match(stderr, /^sluice: stdout is a pipe this process cannot reopen non-blocking; log writes wait while its reader is behind\n$/)
+  const lines = text.split('\n').filter(Boolean).map(l => JSON.parse(l) as { i: number })
+  t.equal(lines.length, 1000, 'every line arrived whole')
+  t.ok(lines.every((l, n) => l.i === n), 'in order')
 })
