@@ -388,8 +388,11 @@ function namedIn (connection: string, name: string): boolean {
     const end = at + name.length
     const before = at === 0 ? 44 : connection.charCodeAt(at - 1)
     const after = end === connection.length ? 44 : connection.charCodeAt(end)
-    if ((before === 44 || before === 32) && (after === 44 || after === 32)) return true
+    if (isSeparator(before) && isSeparator(after)) return true
     at = connection.indexOf(name, end)
   }
   return false
 }
+
+/** A comma, or the optional whitespace around list elements (RFC 9110 §5.6.1: space, tab). */
+const isSeparator = (c: number): boolean => c === 44 || c === 32 || c === 9

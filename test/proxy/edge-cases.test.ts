@@ -112,6 +112,15 @@ t.test('an upstream\'s own rate-limit headers give way to the gateway\'s; every 
   t.equal(res.headers['x-ratelimit-limit'], '5', 'without the gateway\'s limiter the upstream\'s headers pass')
 })
 
+t.test('a header the client names in Connection after a tab is not forwarded (RFC 9110 §5.6.1 whitespace)', async t => {
+  const upstream = await upstreamWith(t, (req, res) => { res.end(JSON.stringify(req.headers)) })
+  const gw = await startGateway(t, upstreamsEnv([upstream], { RATE_LIMIT: 'off' }))
+  const reply = await raw(gw, 'GET /h HTTP/1.1\r\nHost: gw\r\nConnection: close,\tX-Internal-Auth\r\nX-Internal-Auth: secret\r\nX-Other: kept\r\n\r\n')
+  const seen = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as Record<string, string>
+  t.equal(seen['x-internal-auth'], undefined, 'dropped')
+  t.equal(seen['x-other'], 'kept')
+})
+
 t.test('request targets: absolute-form is forwarded in origin form, asterisk-form is refused, any method is proxied', async t => {
   const upstream = await upstreamWith(t, (req, res) => { res.end(`${req.method as string} ${req.url as string}`) })
   const gw = await startGateway(t, upstreamsEnv([upstream], { RATE_LIMIT: 'off' }))
