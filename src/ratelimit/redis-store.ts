@@ -15,9 +15,13 @@ interface LimitCommand {
   sluiceLimit (key: string, windowMs: number, max: number, sliding: 0 | 1): Promise<unknown>
 }
 
-const toDecision = (reply: unknown): Decision => {
-  const [allowed, current, ttl] = reply as [number, number, number]
-  return { allowed: allowed === 1, current, ttl }
+/** The script's reply as a decision; a reply of another shape (not our script's) is an error, not a crash. */
+function answer (reply: unknown, done: DecisionCallback): void {
+  if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'number' || typeof reply[2] !== 'number') {
+    done(new Error(`unexpected reply from the limiter script: ${JSON.stringify(reply)?.slice(0, 100) ?? String(reply)}`))
+    return
+  }
+  done(null, { allowed: reply[0] === 1, current: reply[1], ttl: reply[2] })
 }
 
 /**
@@ -57,12 +61,12 @@ export class RedisStore implements LimiterStore {
     const script = this.#script
     if (script === undefined) {
       (this.#ioredis as LimitCommand).sluiceLimit(this.keyFor(key), windowMs, max, this.#sliding)
-        .then(reply => { done(null, toDecision(reply)) }, (err: Error) => { done(err) })
+        .then(reply => { answer(reply, done) }, (err: Error) => { done(err) })
       return
     }
     script.run(this.keyFor(key), this.#encoded(windowMs, max), (err: Error | null, reply?: Reply) => {
       if (err !== null) done(err)
-      else done(null, toDecision(reply))
+      else answer(reply, done)
     })
   }
 

@@ -79,6 +79,12 @@ t.test('a callback that throws: the replies after it still arrive on the same co
   t.equal(closed, 0, 'and was never dropped')
 })
 
+t.test('a script reply of another shape is an error for the caller, not a crash', async t => {
+  const redis = await startRedis(t)
+  const store = new RedisStore(await ready(t, redis.url, 'return "not a decision"'), { algorithm: 'fixed-window', prefix: 't:' })
+  await t.rejects(store.hit('k', 1000, 5), { message: /^unexpected reply from the limiter script: "not a decision"/ })
+})
+
 t.test('the limiter over it: exactly max admitted out of a concurrent burst', async t => {
   const redis = await startRedis(t)
   const client = await ready(t, redis.url, LIMIT_LUA)
