@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import {
-  canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, redisPing, snapshot, start, stopAll, waitFor,
+  canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, readerPipe, redisPing, snapshot, start, stopAll, waitFor,
   type Child
 } from './bench/procs.js'
 import { costLines, costs, int, ms, num, resultsTable, runsTable, summarize, type Run, type Summary } from './bench/report.js'
@@ -291,9 +291,11 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
   for (const g of gateways) {
     const port = await freePort([6379, ...ports, ...(redisPort === undefined ? [] : [redisPort])])
     // cwd: an empty directory, so no .env or CONFIG_FILE of the working tree leaks in.
+    const stdout = g.log === true ? await readerPipe(g.name, sideCpus, work) : undefined
     const child = start(g.name, process.execPath, [server], {
-      cpus: gatewayCpus, cwd: work, env: { ...base, ...g.env, PORT: String(port) }, ...(g.log === true && { stdoutReader: { cpus: sideCpus } })
+      cpus: gatewayCpus, cwd: work, env: { ...base, ...g.env, PORT: String(port) }, ...(stdout !== undefined && { stdoutFd: stdout.fd })
     })
+    await stdout?.close()
     all.push(child)
     await waitFor(child, 'ready /readyz', 15_000, async () => (await get(port, '/readyz')).status === 200)
     await check(g.name, port, g.store)

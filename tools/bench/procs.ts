@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
 import { request } from 'node:http'
 import { connect } from 'node:net'
-import type { Writable } from 'node:stream'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 export { freePort } from '../free-port.js'
 
@@ -35,16 +36,12 @@ export function pinSelf (cpus: string): boolean {
  * Starts `command args` (under `taskset -c cpus` when `cpus` is set: taskset execs the command, so
  * the PID is the command's own) and registers it for stopping.
  */
-export function start (name: string, command: string, args: string[], options: { cpus?: string, env?: NodeJS.ProcessEnv, cwd?: string, stdoutReader?: { cpus: string | undefined } } = {}): Child {
+export function start (name: string, command: string, args: string[], options: { cpus?: string, env?: NodeJS.ProcessEnv, cwd?: string, stdoutFd?: number } = {}): Child {
   const argv = options.cpus === undefined ? [command, ...args] : ['taskset', '-c', options.cpus, command, ...args]
-  // a chatty child (an access log) writes to a pipe read by `cat` on the load side's CPUs, as a
-  // container runtime's log collector reads stdout: piped to this process, its lines would cost the
-  // load generator CPU; to a file, this VM's virtual disk costs the gateway more than the log itself
-  const reader = options.stdoutReader === undefined ? undefined : startReader(`${name} stdout`, options.stdoutReader.cpus)
   const proc = spawn(argv[0] as string, argv.slice(1), {
     cwd: options.cwd,
     env: options.env ?? process.env,
-    stdio: ['ignore', reader?.stdin ?? 'pipe', 'pipe']
+    stdio: ['ignore', options.stdoutFd ?? 'pipe', 'pipe']
   })
   let tail = ''
   let exited = false
@@ -59,16 +56,27 @@ export function start (name: string, command: string, args: string[], options: {
   return child
 }
 
-/** `cat > /dev/null`, registered for stopping: its stdin is a pipe a child can write its stdout to. */
-function startReader (name: string, cpus: string | undefined): ChildProcess & { stdin: Writable } {
-  const argv = cpus === undefined ? ['cat'] : ['taskset', '-c', cpus, 'cat']
-  const proc = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'ignore', 'ignore'] })
-  if (proc.pid === undefined || proc.stdin === null) throw new Error(`cannot start ${name} (cat)`)
+/**
+ * The write end of a named pipe (to close once given to the child) that `cat` (on `cpus`, registered for stopping) reads and drops,
+ * for a chatty child's stdout (an access log): as a container runtime reads stdout, a real pipe
+ * (spawn's own 'pipe' is a socket pair). Piped to this process, the lines would cost the load
+ * generator CPU; to a file, this VM's virtual disk costs the gateway more than the log itself.
+ */
+export async function readerPipe (name: string, cpus: string | undefined, dir: string): Promise<FileHandle> {
+  const path = join(dir, `${name.replace(/[^\w.-]/g, '_')}.stdout`)
+  if (spawnSync('mkfifo', [path]).status !== 0) throw new Error(`cannot make the pipe ${path} (mkfifo)`)
+  const argv = cpus === undefined ? ['cat', path] : ['taskset', '-c', cpus, 'cat', path]
+  const proc = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'ignore'] })
+  if (proc.pid === undefined) throw new Error(`cannot start the reader of ${name}'s stdout (cat)`)
   let exited = false
   proc.on('exit', () => { exited = true })
   proc.on('error', () => { exited = true })
-  children.set(proc.pid, { name, pid: proc.pid, proc, output: () => '', exited: () => exited })
-  return proc as ChildProcess & { stdin: Writable }
+  children.set(proc.pid, { name: `${name} stdout`, pid: proc.pid, proc, output: () => '', exited: () => exited })
+  // opening for writing waits for the reader: on the thread pool, with a bound
+  return Promise.race([
+    open(path, 'w'),
+    sleep(10_000).then(() => { throw new Error(`the reader of ${name}'s stdout did not open ${path}`) })
+  ])
 }
 
 /** Stops every child still running: SIGTERM by PID, SIGKILL after `graceMs`. */
