@@ -153,8 +153,10 @@ t.test('Redis SIGKILLed and restarted under load on two instances: nothing waits
   await waitFor(() => gateways.every(gw => !gw.app.limiter.degraded), 'both instances on Redis')
   for (const gw of gateways) {
     t.same(await readyz(gw), { status: 200, degraded: false }, '/readyz no longer says degraded')
+    // bounded, not 6 exactly: a round of requests may meet the pool while the resync after the
+    // outage republishes it (seen once in CI: b2 missing from 6 answers)
     const served = new Set<string>()
-    for (let i = 0; i < 6; i++) served.add(String((await get(`${gw.url}/`, `route-check-${gw.url}`)).servedBy))
+    for (let i = 0; i < 60 && served.size < 3; i++) served.add(String((await get(`${gw.url}/`, `route-check-${gw.url}`)).servedBy))
     t.same([...served].sort(), ['b1', 'b2', 'b3'], 'each instance routes to the server added after the outage')
   }
 
