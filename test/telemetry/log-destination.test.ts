@@ -44,13 +44,18 @@ function fifo (t: Teardown, writers: number): { fds: number[], read: () => Promi
   }
 }
 
-const line = (writer: number, i: number, pad = 200): string => `${JSON.stringify({ writer, i, pad: 'x'.repeat(pad) })}\n`
-
-t.test('a file gets the lines of a turn in one piece, at the end of the turn, in order', async t => {
+/** The destination of a new file, and the file's path. */
+function fileDestination (t: Teardown): { path: string, out: ReturnType<typeof logDestination> } {
   const path = join(tempDir(t), 'access.log')
   const fd = openSync(path, 'w')
   t.teardown(() => { closeSync(fd) })
-  const out = logDestination(fd)
+  return { path, out: logDestination(fd) }
+}
+
+const line = (writer: number, i: number, pad = 200): string => `${JSON.stringify({ writer, i, pad: 'x'.repeat(pad) })}\n`
+
+t.test('a file gets the lines of a turn in one piece, at the end of the turn, in order', async t => {
+  const { path, out } = fileDestination(t)
   for (let i = 0; i < 3; i++) out.write(line(0, i))
   t.equal(readFileSync(path, 'utf8'), '', 'nothing is written during the turn')
   await nextTurn()
@@ -64,10 +69,7 @@ t.test('a file gets the lines of a turn in one piece, at the end of the turn, in
 })
 
 t.test('a turn that writes more than 64 KiB hands it on before the turn ends', async t => {
-  const path = join(tempDir(t), 'access.log')
-  const fd = openSync(path, 'w')
-  t.teardown(() => { closeSync(fd) })
-  const out = logDestination(fd)
+  const { path, out } = fileDestination(t)
   for (let i = 0; i < 400; i++) out.write(line(0, i))
   const written = readFileSync(path, 'utf8').length
   t.ok(written >= 64 * 1024, `${written} characters written within the turn`)
