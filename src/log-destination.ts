@@ -31,13 +31,13 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4))
  * The gateway's log destination for a file descriptor (stdout). The lines written during one
  * event-loop turn (the access log above all: one line per request) are joined and leave together
  * at the end of the turn, in one write(2) (a few to a pipe):
- * - to a pipe (a container runtime's log collector, a shell pipeline) without ever blocking:
- *   written at once when the pipe has room, queued (up to MAX_QUEUED, then dropped) while its
- *   reader is behind;
+ * - to a pipe (a container runtime's log collector, a shell pipeline) without blocking, when the
+ *   process may reopen it: written at once when the pipe has room, queued (up to MAX_QUEUED, then
+ *   dropped) while its reader is behind;
  * - to anything else (a file, a terminal, /dev/null, journald's socket) synchronously, as pino's
  *   default destination and Node's own stdout do.
  * pino's asynchronous destination instead sends each write through libuv's thread pool, a thread
- * hand-off both ways on the gateway's one core: 6 to 7 % of throughput with the access log on
+ * hand-off both ways on the gateway's one core: about 4 % of throughput with the access log on
  * (docs/benchmarks.md).
  */
 export function logDestination (fd: number): LogDestination {
@@ -125,10 +125,10 @@ class SyncOutput implements Output {
 /**
  * A pipe, written through a non-blocking descriptor of its own (the inherited one, shared with
  * other processes, keeps its mode); where the pipe cannot be reopened (it belongs to another
- * user), through the inherited, blocking one: then a full pipe waits instead of queueing. A turn's lines go out in
- * pieces of whole lines of at most PIPE_BUF bytes, which a pipe takes whole or not at all, so other
- * writers of the same pipe (the other WORKERS) never cut into a line. What the pipe cannot take
- * now waits in a queue, retried every few milliseconds.
+ * user), through the inherited, blocking one, and then a full pipe waits instead of queueing.
+ * A turn's lines go out in pieces of whole lines of at most PIPE_BUF bytes, which a pipe takes
+ * whole or not at all, so other writers of the same pipe (the other WORKERS) never cut into a
+ * line. What the pipe cannot take now waits in a queue, retried every few milliseconds.
  */
 class FifoOutput implements Output {
   readonly #fd: number
@@ -140,8 +140,8 @@ class FifoOutput implements Output {
   #dropped = 0
   #failed = false
 
-  constructor (nonBlockingFd: number) {
-    this.#fd = nonBlockingFd
+  constructor (fd: number) {
+    this.#fd = fd
   }
 
   write (text: string): void {
