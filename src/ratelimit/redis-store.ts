@@ -1,8 +1,8 @@
 import type { Cluster, Redis } from 'ioredis'
 import { LIMIT_LUA } from './lua.js'
-import { encodeArgs, ScriptClient, type EncodedArgs } from './script-client.js'
+import { ScriptClient } from './script-client.js'
 import type { Reply } from './resp.js'
-import { hit, type Algorithm, type Decision, type DecisionCallback, type LimiterStore } from './store.js'
+import { deliver, hit, type Algorithm, type Decision, type DecisionCallback, type LimiterStore } from './store.js'
 
 export interface RedisStoreOptions {
   algorithm: Algorithm
@@ -12,25 +12,31 @@ export interface RedisStoreOptions {
 
 /** The script as ioredis exposes it once defined (EVALSHA, falling back to EVAL by itself). */
 interface LimitCommand {
-  sluiceLimit (key: string, windowMs: number, max: number, sliding: 0 | 1): Promise<unknown>
+  sluiceLimit (numKeys: 1, key: string, sliding: 0 | 1, windowMs: number, max: number, hits: number): Promise<unknown>
 }
 
-/** The script's reply as a decision; a reply of another shape (not our script's) is an error, not a crash. */
-function answer (reply: unknown, done: DecisionCallback): void {
-  if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'number' || typeof reply[2] !== 'number') {
-    done(new Error(`unexpected reply from the limiter script: ${JSON.stringify(reply)?.slice(0, 100) ?? String(reply)}`))
-    return
-  }
-  done(null, { allowed: reply[0] === 1, current: reply[1], ttl: reply[2] })
+/** One client's requests of one event-loop turn: decided together, in arrival order. */
+interface Batch {
+  key: string
+  windowMs: number
+  max: number
+  waiting: DecisionCallback[]
 }
+
+/** Keys per script call: bounds how long one call holds Redis (a few µs per key). */
+const KEYS_PER_CALL = 128
 
 /**
- * Shared counters in Redis: one Lua script per decision (atomic, so instances sharing Redis admit
- * exactly `max` together), on Redis's clock, in one hash per client, `<prefix>rl:{<key>}` (a
- * Cluster hash tag), which expires once it no longer counts. It runs over the limiter's own
- * `ScriptClient` (single Redis: the lean hot path) or an ioredis client (Cluster, which routes by
- * slot). No retries here: the caller bounds the time and wraps this store in its circuit breaker.
- * The client is the caller's, so `close` leaves it open.
+ * Shared counters in Redis, in one hash per client, `<prefix>rl:{<key>}` (a Cluster hash tag),
+ * which expires once it no longer counts. Decisions are made by a Lua script (lua.ts), atomically,
+ * on Redis's clock, so instances sharing Redis admit exactly `max` together.
+ *
+ * The requests of one event-loop turn are decided together at its end: a client's n requests are
+ * one entry of the script (n hits, the first ones admitted while the budget lasts: the same
+ * answers as n calls one after the other), and with a single Redis the whole turn is one EVALSHA
+ * over the limiter's own `ScriptClient`. Through ioredis (Redis Cluster, which routes by slot)
+ * each client is its own call. No retries here: the caller bounds the time and wraps this store in
+ * its circuit breaker. The client is the caller's, so `close` leaves it open.
  */
 export class RedisStore implements LimiterStore {
   readonly kind = 'redis' as const
@@ -38,14 +44,14 @@ export class RedisStore implements LimiterStore {
   readonly #ioredis: LimitCommand | undefined
   readonly #prefix: string
   readonly #sliding: 0 | 1
-  /** Encoded script arguments by window, then max: a handful of policies, encoded once each. */
-  readonly #args = new Map<number, Map<number, EncodedArgs>>()
+  #turn = new Map<string, Batch>()
+  #scheduled = false
 
   constructor (client: ScriptClient | Redis | Cluster, options: RedisStoreOptions) {
     if (client instanceof ScriptClient) {
       this.#script = client
     } else {
-      client.defineCommand('sluiceLimit', { numberOfKeys: 1, lua: LIMIT_LUA })
+      client.defineCommand('sluiceLimit', { lua: LIMIT_LUA })
       this.#ioredis = client as unknown as LimitCommand
     }
     this.#prefix = `${options.prefix}rl:`
@@ -58,16 +64,20 @@ export class RedisStore implements LimiterStore {
   }
 
   decide (key: string, windowMs: number, max: number, done: DecisionCallback): void {
-    const script = this.#script
-    if (script === undefined) {
-      (this.#ioredis as LimitCommand).sluiceLimit(this.keyFor(key), windowMs, max, this.#sliding)
-        .then(reply => { answer(reply, done) }, (err: Error) => { done(err) })
-      return
+    let batch = this.#turn.get(key)
+    if (batch !== undefined && (batch.windowMs !== windowMs || batch.max !== max)) {
+      // the same client under another policy in this turn (the gateway's keys never are): apart
+      const apart = `${windowMs}/${max}/${key}`
+      batch = this.#turn.get(apart)
+      if (batch === undefined) this.#turn.set(apart, batch = { key, windowMs, max, waiting: [] })
+    } else if (batch === undefined) {
+      this.#turn.set(key, batch = { key, windowMs, max, waiting: [] })
     }
-    script.run(this.keyFor(key), this.#encoded(windowMs, max), (err: Error | null, reply?: Reply) => {
-      if (err !== null) done(err)
-      else answer(reply, done)
-    })
+    batch.waiting.push(done)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(this.#send)
+    }
   }
 
   /** `decide` as a promise (tests, tools). */
@@ -77,11 +87,62 @@ export class RedisStore implements LimiterStore {
 
   close (): void {}
 
-  #encoded (windowMs: number, max: number): EncodedArgs {
-    let byMax = this.#args.get(windowMs)
-    if (byMax === undefined) this.#args.set(windowMs, byMax = new Map())
-    let args = byMax.get(max)
-    if (args === undefined) byMax.set(max, args = encodeArgs([windowMs, max, this.#sliding]))
-    return args
+  readonly #send = (): void => {
+    this.#scheduled = false
+    const batches = [...this.#turn.values()]
+    this.#turn = new Map()
+    const script = this.#script
+    if (script === undefined) {
+      for (const batch of batches) this.#sendOne(batch)
+      return
+    }
+    for (let from = 0; from < batches.length; from += KEYS_PER_CALL) {
+      const group = batches.slice(from, from + KEYS_PER_CALL)
+      const keys: string[] = []
+      const args: number[] = [this.#sliding]
+      for (const batch of group) {
+        keys.push(this.keyFor(batch.key))
+        args.push(batch.windowMs, batch.max, batch.waiting.length)
+      }
+      script.run(keys, args, (err: Error | null, reply?: Reply) => { answer(group, err, reply) })
+    }
+    // at the end of this turn, not the next one's
+    script.flush()
   }
+
+  #sendOne (batch: Batch): void {
+    (this.#ioredis as LimitCommand).sluiceLimit(1, this.keyFor(batch.key), this.#sliding, batch.windowMs, batch.max, batch.waiting.length)
+      .then(reply => { answer([batch], null, reply) }, (err: Error) => { answer([batch], err) })
+  }
+}
+
+/** Hands each waiting request its decision from the script's reply; a reply of another shape is an error, not a crash. */
+function answer (group: readonly Batch[], err: Error | null, reply?: unknown): void {
+  if (err === null && !wellFormed(reply, group.length)) {
+    err = new Error(`unexpected reply from the limiter script: ${JSON.stringify(reply)?.slice(0, 100) ?? String(reply)}`)
+  }
+  for (let i = 0; i < group.length; i++) {
+    const { max, waiting } = group[i] as Batch
+    if (err !== null) {
+      for (const done of waiting) deliver(done, err)
+      continue
+    }
+    const numbers = reply as number[]
+    const admitted = numbers[4 * i] as number
+    const base = numbers[4 * i + 1] as number
+    const remaining = numbers[4 * i + 2] as number
+    const refusedTtl = numbers[4 * i + 3] as number
+    for (let j = 0; j < waiting.length; j++) {
+      const decision: Decision = j < admitted
+        ? { allowed: true, current: Math.min(max, base + j + 1), ttl: remaining }
+        : { allowed: false, current: max + 1, ttl: refusedTtl }
+      deliver(waiting[j] as DecisionCallback, null, decision)
+    }
+  }
+}
+
+function wellFormed (reply: unknown, keys: number): boolean {
+  if (!Array.isArray(reply) || reply.length !== 4 * keys) return false
+  for (const value of reply) if (typeof value !== 'number') return false
+  return true
 }

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { connect as tcpConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { encodeCommand, ReplyError, ReplyReader, type Reply } from './resp.js'
+import { deliver } from './store.js'
 
 export interface ScriptClientOptions {
   /** redis:// or rediss:// URL, with optional user:password@ and /db. */
@@ -29,7 +30,13 @@ interface Pending {
   /** Set once answered or timed out: a late reply is then dropped. */
   settled: boolean
   /** To resend as EVAL when Redis lost the script (NOSCRIPT); undefined for handshake commands. */
-  retry?: { key: string, args: EncodedArgs }
+  retry?: Invocation
+}
+
+/** A script call after the script itself: `numkeys key... arg...`, in RESP, and how many bulk strings that is. */
+interface Invocation {
+  body: string
+  count: number
 }
 
 export class RedisUnavailableError extends Error {
@@ -101,15 +108,24 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
   }
 
   /**
-   * Runs the script with one key and pre-encoded arguments (`encodeArgs`): `callback` gets the
-   * script's reply, or an error (Redis error reply, timeout, not connected).
+   * Runs the script with `keys` and `args`: `callback` gets the script's reply, or an error (Redis
+   * error reply, timeout, not connected). Written at the end of the turn, or at `flush()`.
    */
-  run (key: string, args: EncodedArgs, callback: Callback): void {
+  run (keys: readonly string[], args: ReadonlyArray<string | number>, callback: Callback): void {
     if (!this.#ready) {
       deliver(callback, new RedisUnavailableError('not connected'))
       return
     }
-    this.#send(`*${4 + args.count}\r\n$7\r\nEVALSHA\r\n$40\r\n${this.#sha}\r\n$1\r\n1\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n${args.text}`, callback, { key, args })
+    let body = bulk(String(keys.length))
+    for (const key of keys) body += bulk(key)
+    for (const arg of args) body += bulk(String(arg))
+    const count = 1 + keys.length + args.length
+    this.#send(`*${2 + count}\r\n$7\r\nEVALSHA\r\n$40\r\n${this.#sha}\r\n${body}`, callback, { body, count })
+  }
+
+  /** Writes the commands queued so far now, for a caller that batches its own turn (the store). */
+  flush (): void {
+    this.#flush()
   }
 
   /** Stops for good: pending commands fail, no reconnection. */
@@ -188,8 +204,8 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
     if (pending.settled) return
     if (reply instanceof ReplyError && pending.retry !== undefined && reply.message.startsWith('NOSCRIPT')) {
       // Redis lost the script (SCRIPT FLUSH, failover): EVAL sends it along and caches it again
-      const { key, args } = pending.retry
-      this.#send(`*${4 + args.count}\r\n$4\r\nEVAL\r\n${bulk(this.#script)}$1\r\n1\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n${args.text}`, pending.callback)
+      const { body, count } = pending.retry
+      this.#send(`*${2 + count}\r\n$4\r\nEVAL\r\n${bulk(this.#script)}${body}`, pending.callback)
       return
     }
     pending.settled = true
@@ -263,29 +279,4 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
   }
 }
 
-/**
- * Calls back outside the reply loop's fate: an exception thrown by a callback (a bug in the
- * caller) would otherwise stop the replies after it, or end in `#onData`'s catch and drop the
- * connection. It is thrown again on its own, as an uncaught exception.
- */
-function deliver (callback: Callback, err: Error | null, reply?: Reply): void {
-  try {
-    callback(err, reply)
-  } catch (thrown) {
-    process.nextTick(() => { throw thrown })
-  }
-}
-
 const bulk = (text: string): string => `$${Buffer.byteLength(text)}\r\n${text}\r\n`
-
-/** Script arguments after the key, in RESP, encoded once and reused for every call. */
-export interface EncodedArgs {
-  readonly text: string
-  readonly count: number
-}
-
-export function encodeArgs (args: ReadonlyArray<string | number>): EncodedArgs {
-  let text = ''
-  for (const arg of args) text += bulk(String(arg))
-  return { text, count: args.length }
-}

@@ -37,3 +37,16 @@ export async function hit (store: LimiterStore, key: string, windowMs: number, m
     })
   })
 }
+
+/**
+ * Calls back outside the caller's loop: an exception thrown by `callback` (a bug in it) would
+ * otherwise stop the answers after it (a reply loop, a batch), or end in a catch that drops the
+ * connection. It is thrown again on its own, as an uncaught exception.
+ */
+export function deliver<E, V> (callback: (err: E, value?: V) => void, err: E, value?: V): void {
+  try {
+    callback(err, value)
+  } catch (thrown) {
+    process.nextTick(() => { throw thrown })
+  }
+}

@@ -7,6 +7,8 @@ import { Cluster, Redis } from 'ioredis'
 import { LIMIT_LUA } from '../../src/ratelimit/lua.js'
 import { MemoryStore } from '../../src/ratelimit/memory-store.js'
 import { RedisStore } from '../../src/ratelimit/redis-store.js'
+import { ScriptClient } from '../../src/ratelimit/script-client.js'
+import { step } from '../../src/ratelimit/algorithm.js'
 import { ALGORITHMS, type Decision } from '../../src/ratelimit/store.js'
 import { startRedis, type RedisServer } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
@@ -202,12 +204,13 @@ t.test('the script is loaded once and then called by its SHA; a flushed script i
     return { eval: count('eval'), evalsha: count('evalsha') }
   }
   const first = await Promise.all(Array.from({ length: 100 }, async () => store.hit('k', 60_000, 1000)))
-  t.equal(first.length, 100)
+  t.equal(first.filter(d => d.allowed).length, 100)
+  t.equal((await calls()).eval + (await calls()).evalsha, 1, 'a burst of one turn is one call')
   for (let i = 0; i < 20; i++) await store.hit('k', 60_000, 1000)
   t.strictSame(await admin.script('EXISTS', sha), [1], 'the script is cached under its SHA')
   const stats = await calls()
   t.ok(stats.eval <= 1, `the full script sent once per connection (eval calls: ${stats.eval})`)
-  t.equal(stats.eval + stats.evalsha, 120, `every other call by SHA (evalsha calls: ${stats.evalsha})`)
+  t.equal(stats.eval + stats.evalsha, 21, `every other call by SHA, one per turn (evalsha calls: ${stats.evalsha})`)
 
   await admin.script('FLUSH')
   const after = await store.hit('k', 60_000, 1000)
@@ -234,6 +237,109 @@ t.test('the memory and Redis stores agree on a same-window sequence', async t =>
     }
     await redis.close()
   }
+})
+
+/** Calls of the limiter script so far (EVAL and EVALSHA), from Redis's own command statistics. */
+async function scriptCalls (admin: Redis): Promise<number> {
+  const info = await admin.info('commandstats')
+  const count = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+  return count('eval') + count('evalsha')
+}
+
+async function scriptClient (t: Test, server: RedisServer): Promise<ScriptClient> {
+  const client = new ScriptClient({ url: server.url, script: LIMIT_LUA, commandTimeoutMs: 1000 })
+  t.teardown(() => client.close())
+  const ready = new Promise<void>(resolve => client.once('ready', () => resolve()))
+  client.connect()
+  await ready
+  return client
+}
+
+t.test('one turn, one call: the requests of every client in a turn decided by one EVALSHA, as if one by one', async t => {
+  const server = await startRedis(t)
+  const admin = connect(t, server)
+  const client = await scriptClient(t, server)
+  const windowMs = 3_600_000
+  await roomInWindow(windowMs, 10_000)
+  for (const algorithm of ALGORITHMS) {
+    const store = new RedisStore(client, { algorithm, prefix: `${PREFIX}${algorithm}:` })
+    const memory = new MemoryStore({ algorithm })
+    t.teardown(() => memory.close())
+    // interleaved clients with their own budgets, two turns: the second starts where the first left off
+    const turn = Array.from({ length: 30 }, (_, i): [string, number] => [['a', 'b', 'c'][i % 3] as string, [4, 20, 1][i % 3] as number])
+    for (const round of [1, 2]) {
+      const before = await scriptCalls(admin)
+      const fromRedis = await Promise.all(turn.map(async ([key, max]) => store.hit(key, windowMs, max)))
+      t.equal(await scriptCalls(admin) - before, 1, `${algorithm} turn ${round}: 30 requests of 3 clients, one script call`)
+      const fromMemory = turn.map(([key, max]) => memory.hit(key, windowMs, max))
+      t.strictSame(fromRedis.map(d => [d.allowed, d.current]), fromMemory.map(d => [d.allowed, d.current]),
+        `${algorithm} turn ${round}: the same answers, in order, as the one-by-one memory store`)
+      t.ok(fromRedis.every((d, i) => Math.abs(d.ttl - (fromMemory[i] as Decision).ttl) <= 50), `${algorithm} turn ${round}: and the same ttls`)
+    }
+    t.strictSame(await admin.hmget(store.keyFor('a'), 'c', 'p'), ['4', '0'], `${algorithm}: exactly max counted, the refusals not`)
+    t.strictSame(await admin.hmget(store.keyFor('b'), 'c'), ['20'])
+  }
+})
+
+t.test('a burst in one turn against a budget the previous window still weighs on: as step() decides it, hit after hit', async t => {
+  const server = await startRedis(t)
+  const admin = connect(t, server)
+  const client = await scriptClient(t, server)
+  const windowMs = 3_600_000
+  const max = 50
+  const store = new RedisStore(client, { algorithm: 'sliding-window', prefix: PREFIX })
+  // 30 admitted in the window before, 3 in this one: the sliding estimate is 30 x (time left) + 3
+  const redisNow = async (): Promise<number> => {
+    const [seconds, micros] = await admin.time()
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+  }
+  const idx = Math.floor(await redisNow() / windowMs)
+  await admin.hset(store.keyFor('k'), 'w', idx, 'c', 3, 'p', 30)
+  const expected = async (): Promise<Decision[]> => {
+    const now = await redisNow()
+    const state = { window: idx, count: 3, previous: 30 }
+    return Array.from({ length: 60 }, () => step(state, now, windowMs, max, 'sliding-window'))
+  }
+  const early = await expected()
+  const burst = await Promise.all(Array.from({ length: 60 }, async () => store.hit('k', windowMs, max)))
+  const late = await expected()
+  // the estimate moves by 30 requests an hour: the burst matches step() at one of the instants around it
+  const same = (a: Decision[]): boolean => a.every((d, i) => d.allowed === burst[i]?.allowed && d.current === burst[i]?.current &&
+    Math.abs(d.ttl - (burst[i] as Decision).ttl) <= 50)
+  t.ok(same(early) || same(late), `the burst: ${allowedOf(burst)} admitted, counts ${burst.filter(d => d.allowed).map(d => d.current).join(',')}, refusal ttl ${burst.at(-1)?.ttl}`)
+  t.ok(allowedOf(burst) > 0 && allowedOf(burst) < 60, 'some admitted, some refused')
+  t.equal(Number(await admin.hget(store.keyFor('k'), 'c')), 3 + allowedOf(burst), 'only the admitted counted')
+})
+
+t.test('a turn with more clients than one call holds: split into calls of 128 keys', async t => {
+  const server = await startRedis(t)
+  const admin = connect(t, server)
+  const store = new RedisStore(await scriptClient(t, server), { algorithm: 'fixed-window', prefix: PREFIX })
+  await roomInWindow(60_000, 3000)
+  const before = await scriptCalls(admin)
+  const decisions = await Promise.all(Array.from({ length: 300 }, async (_, i) => store.hit(`c${i % 150}`, 60_000, 1)))
+  t.equal(await scriptCalls(admin) - before, 2, '150 clients: two calls')
+  t.strictSame(decisions.map(d => d.allowed), Array.from({ length: 300 }, (_, i) => i < 150), 'the first request of each client admitted, the second refused')
+})
+
+t.test('through ioredis, each client of a turn is its own call (Cluster routes by key)', async t => {
+  const server = await startRedis(t)
+  const admin = connect(t, server)
+  const store = new RedisStore(connect(t, server), { algorithm: 'sliding-window', prefix: PREFIX })
+  await roomInWindow(60_000, 3000)
+  const before = await scriptCalls(admin)
+  const decisions = await Promise.all(Array.from({ length: 30 }, async (_, i) => store.hit(`c${i % 3}`, 60_000, 4)))
+  t.equal(await scriptCalls(admin) - before, 3, 'three clients, three calls')
+  t.equal(allowedOf(decisions), 12, '4 each')
+})
+
+t.test('the same client under two policies in one turn: each decided against its own budget', async t => {
+  const server = await startRedis(t)
+  const store = new RedisStore(await scriptClient(t, server), { algorithm: 'fixed-window', prefix: PREFIX })
+  await roomInWindow(60_000, 3000)
+  const decisions = await Promise.all([store.hit('k', 60_000, 1), store.hit('k', 60_000, 3), store.hit('k', 60_000, 1), store.hit('k', 60_000, 3)])
+  // one hash per client: the first policy's hit is counted before the second policy reads the count
+  t.strictSame(decisions.map(d => d.allowed), [true, true, false, true])
 })
 
 t.test('works through a Redis Cluster client (single-node cluster)', async t => {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { LIMIT_LUA } from '../../src/ratelimit/lua.js'
 import { RedisStore } from '../../src/ratelimit/redis-store.js'
 import { encodeCommand, ReplyError, ReplyReader, type Reply } from '../../src/ratelimit/resp.js'
-import { encodeArgs, RedisUnavailableError, ScriptClient } from '../../src/ratelimit/script-client.js'
+import { RedisUnavailableError, ScriptClient } from '../../src/ratelimit/script-client.js'
 import { freePort, startRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -27,7 +27,7 @@ function started (t: Test, url: string, script = ECHO, commandTimeoutMs = 200): 
 
 async function run (client: ScriptClient, key: string, ...args: Array<string | number>): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    client.run(key, encodeArgs(args), (err, reply) => { err === null ? resolve(reply as Reply) : reject(err) })
+    client.run([key], args, (err, reply) => { err === null ? resolve(reply as Reply) : reject(err) })
   })
 }
 
@@ -69,9 +69,9 @@ t.test('a callback that throws: the replies after it still arrive on the same co
   const thrown = new Promise<Error>(resolve => process.once('uncaughtException', resolve))
   const replies: Reply[] = []
   // one turn: written together, answered in one read, so the throwing callback sits between the others
-  client.run('a', encodeArgs([1, 'x']), (_err, reply) => { replies.push(reply as Reply) })
-  client.run('b', encodeArgs([2, 'x']), () => { throw new Error('a bug in a caller') })
-  const last = new Promise<Reply>(resolve => { client.run('c', encodeArgs([3, 'x']), (_err, reply) => { resolve(reply as Reply) }) })
+  client.run(['a'], [1, 'x'], (_err, reply) => { replies.push(reply as Reply) })
+  client.run(['b'], [2, 'x'], () => { throw new Error('a bug in a caller') })
+  const last = new Promise<Reply>(resolve => { client.run(['c'], [3, 'x'], (_err, reply) => { resolve(reply as Reply) }) })
   t.same(await last, ['c', '3', 'x'], 'the reply after the throwing callback')
   t.same(replies, [['a', '1', 'x']])
   t.match(await thrown, { message: 'a bug in a caller' }, 'the exception surfaces as uncaught, not swallowed')
