@@ -44,8 +44,9 @@ export class RedisStore implements LimiterStore {
   readonly #ioredis: LimitCommand | undefined
   readonly #prefix: string
   readonly #sliding: 0 | 1
-  #turn = new Map<string, Batch>()
-  #scheduled = false
+  /** This turn's batches, in arrival order, and by key. */
+  #batches: Batch[] = []
+  readonly #byKey = new Map<string, Batch>()
 
   constructor (client: ScriptClient | Redis | Cluster, options: RedisStoreOptions) {
     if (client instanceof ScriptClient) {
@@ -64,20 +65,20 @@ export class RedisStore implements LimiterStore {
   }
 
   decide (key: string, windowMs: number, max: number, done: DecisionCallback): void {
-    let batch = this.#turn.get(key)
+    let id = key
+    let batch = this.#byKey.get(id)
     if (batch !== undefined && (batch.windowMs !== windowMs || batch.max !== max)) {
       // the same client under another policy in this turn (the gateway's keys never are): apart
-      const apart = `${windowMs}/${max}/${key}`
-      batch = this.#turn.get(apart)
-      if (batch === undefined) this.#turn.set(apart, batch = { key, windowMs, max, waiting: [] })
-    } else if (batch === undefined) {
-      this.#turn.set(key, batch = { key, windowMs, max, waiting: [] })
+      id = `${windowMs}/${max}/${key}`
+      batch = this.#byKey.get(id)
+    }
+    if (batch === undefined) {
+      if (this.#batches.length === 0) setImmediate(this.#send)
+      batch = { key, windowMs, max, waiting: [] }
+      this.#byKey.set(id, batch)
+      this.#batches.push(batch)
     }
     batch.waiting.push(done)
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      setImmediate(this.#send)
-    }
   }
 
   /** `decide` as a promise (tests, tools). */
@@ -88,9 +89,9 @@ export class RedisStore implements LimiterStore {
   close (): void {}
 
   readonly #send = (): void => {
-    this.#scheduled = false
-    const batches = [...this.#turn.values()]
-    this.#turn = new Map()
+    const batches = this.#batches
+    this.#batches = []
+    this.#byKey.clear()
     const script = this.#script
     if (script === undefined) {
       for (const batch of batches) this.#sendOne(batch)
