@@ -155,7 +155,9 @@ class FifoOutput implements Output {
       this.#dropped = 0
     }
     this.#enqueue(text)
-    this.#flush()
+    // while the pipe is full, only the retry writes: a refused write costs ~12 µs (an EAGAIN
+    // exception), and every turn would pay it
+    if (this.#retry === null) this.#flush()
   }
 
   flushSync (): void {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import fs, { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -98,6 +99,46 @@ t.test('a pipe whose reader is behind never blocks the event loop, and loses not
   await ending
   const lines = text.split('\n').filter(Boolean).map(l => JSON.parse(l) as { i: number })
   t.equal(lines.length, turns * 20, 'every line arrived')
+  t.ok(lines.every((l, n) => l.i === n), 'in order')
+})
+
+t.test('while the pipe is full, turns queue their lines without trying to write: one refused write per retry', async t => {
+  const pipe = fifo(t, 1)
+  const out = logDestination(pipe.fds[0] as number)
+  t.teardown(() => { closeSync(pipe.fds[0] as number) })
+  // fill the pipe (64 KiB, and as much again the paused reader may have taken before it paused) and then some
+  const filled = 1000
+  for (let i = 0; i < filled; i++) out.write(line(0, i))
+  await nextTurn()
+  // count the real writes the pipe refused (the module's live binding follows node:fs once synced)
+  let refused = 0
+  const real = fs.writeSync
+  fs.writeSync = ((...args: Parameters<typeof fs.writeSync>) => {
+    try {
+      return real(...args)
+    } catch (err) {
+      refused++
+      throw err
+    }
+  }) as typeof fs.writeSync
+  syncBuiltinESMExports()
+  t.teardown(() => { fs.writeSync = real; syncBuiltinESMExports() })
+  const started = performance.now()
+  const turns = 200
+  for (let turn = 0; turn < turns; turn++) {
+    out.write(line(0, filled + turn))
+    await nextTurn()
+  }
+  const elapsed = performance.now() - started
+  fs.writeSync = real
+  syncBuiltinESMExports()
+  // the retry runs every 5 ms and stops at the first refusal; a turn adds to the queue and does not try
+  t.ok(refused >= 1, 'the pipe was full')
+  t.ok(refused <= Math.ceil(elapsed / 5) + 2, `${refused} refused writes in ${turns} turns (${Math.round(elapsed)} ms)`)
+  const ending = out.end(5000)
+  const lines = (await pipe.read()).split('\n').filter(Boolean).map(l => JSON.parse(l) as { i: number })
+  await ending
+  t.equal(lines.length, filled + turns, 'every line arrived once the reader caught up')
   t.ok(lines.every((l, n) => l.i === n), 'in order')
 })
 
