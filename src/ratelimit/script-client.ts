@@ -73,7 +73,8 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
   #reconnectTimer: NodeJS.Timeout | undefined
   #timeoutTimer: NodeJS.Timeout | undefined
   #out = ''
-  #flushScheduled = false
+  /** The end-of-turn write, while one is due. */
+  #flushAt: NodeJS.Immediate | undefined
 
   constructor (options: ScriptClientOptions) {
     super()
@@ -174,14 +175,13 @@ export class ScriptClient extends EventEmitter<ScriptClientEvents> {
     this.#queue.push(pending)
     if (this.#timeoutTimer === undefined) this.#armTimeout(this.#timeoutMs)
     this.#out += command
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true
-      setImmediate(this.#flush)
-    }
+    this.#flushAt ??= setImmediate(this.#flush)
   }
 
   readonly #flush = (): void => {
-    this.#flushScheduled = false
+    // called early (`flush()`), the end-of-turn write has nothing left to do
+    clearImmediate(this.#flushAt)
+    this.#flushAt = undefined
     const out = this.#out
     this.#out = ''
     if (out !== '' && this.#socket !== undefined && !this.#socket.destroyed) this.#socket.write(out)
