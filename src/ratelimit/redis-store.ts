@@ -44,9 +44,14 @@ export class RedisStore implements LimiterStore {
   readonly #ioredis: LimitCommand | undefined
   readonly #prefix: string
   readonly #sliding: 0 | 1
-  /** This turn's batches, in arrival order, and by key. */
+  /**
+   * This turn's batches, in arrival order, and by key. Both are replaced each turn, never emptied
+   * in place: \`Map#clear\` on a map that has reached the old generation gives it a fresh table
+   * there, and the tables left behind keep this turn's requests alive through every scavenge until
+   * the next full GC (scavenges 5× slower, the heap growing by MBs a second; docs/benchmarks.md).
+   */
   #batches: Batch[] = []
-  readonly #byKey = new Map<string, Batch>()
+  #byKey = new Map<string, Batch>()
 
   constructor (client: ScriptClient | Redis | Cluster, options: RedisStoreOptions) {
     if (client instanceof ScriptClient) {
@@ -91,7 +96,7 @@ export class RedisStore implements LimiterStore {
   readonly #send = (): void => {
     const batches = this.#batches
     this.#batches = []
-    this.#byKey.clear()
+    this.#byKey = new Map()
     const script = this.#script
     if (script === undefined) {
       for (const batch of batches) this.#sendOne(batch)

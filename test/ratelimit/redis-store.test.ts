@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import t, { type Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { LIMIT_LUA } from '../../src/ratelimit/lua.js'
@@ -340,6 +342,32 @@ t.test('the same client under two policies in one turn: each decided against its
   const decisions = await Promise.all([store.hit('k', 60_000, 1), store.hit('k', 60_000, 3), store.hit('k', 60_000, 1), store.hit('k', 60_000, 3)])
   // one hash per client: the first policy's hit is counted before the second policy reads the count
   t.strictSame(decisions.map(d => d.allowed), [true, true, false, true])
+})
+
+t.test('requests waiting on Redis die young: the per-turn bookkeeping keeps none of them through a scavenge', async t => {
+  // a long-lived store's per-turn map, emptied in place, would hand its old tables to the old
+  // generation; they would keep every request they held alive until the next full GC
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const server = await startRedis(t)
+  const store = new RedisStore(await scriptClient(t, server), { algorithm: 'fixed-window', prefix: PREFIX })
+  await store.hit('warm-up', 60_000, 1_000_000)
+  gc()
+  gc()
+  const oldSpace = (): number => getHeapSpaceStatistics().find(space => space.space_name === 'old_space')?.space_used_size ?? 0
+  const baseline = oldSpace()
+  let grown = 0
+  for (let turn = 0; turn < 150; turn++) {
+    // a request's worth of young objects (32 KiB) held by each waiting callback
+    await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const request = new Array<number>(4096).fill(turn)
+      return new Promise<number>((resolve, reject) => {
+        store.decide(`c${i}`, 60_000, 1_000_000, err => { if (err === null) resolve(request.length); else reject(err) })
+      })
+    }))
+    grown = Math.max(grown, oldSpace() - baseline)
+  }
+  t.ok(grown < 12 * 2 ** 20, `the old generation grew by ${(grown / 2 ** 20).toFixed(1)} MiB for 37.5 MiB of requests (bound 12 MiB)`)
 })
 
 t.test('works through a Redis Cluster client (single-node cluster)', async t => {
