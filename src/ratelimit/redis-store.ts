@@ -46,9 +46,9 @@ export class RedisStore implements LimiterStore {
   readonly #sliding: 0 | 1
   /**
    * This turn's batches, in arrival order, and by key. Both are replaced each turn, never emptied
-   * in place: \`Map#clear\` on a map that has reached the old generation gives it a fresh table
+   * in place: `Map#clear` on a map that has reached the old generation gives it a fresh table
    * there, and the tables left behind keep this turn's requests alive through every scavenge until
-   * the next full GC (scavenges 5× slower, the heap growing by MBs a second; docs/benchmarks.md).
+   * the next full GC (scavenges 5× slower, the heap growing by tens of MB a second; docs/benchmarks.md).
    */
   #batches: Batch[] = []
   #byKey = new Map<string, Batch>()
