@@ -73,9 +73,42 @@ t.test('a turn that writes more than 64 KiB hands it on before the turn ends', a
   const { path, out } = fileDestination(t)
   for (let i = 0; i < 400; i++) out.write(line(0, i))
   const written = readFileSync(path, 'utf8').length
-  t.ok(written >= 64 * 1024, `${written} characters written within the turn`)
+  // a batch goes when the next line might not fit in its 64 KiB
+  t.ok(written > 60 * 1024 && written <= 64 * 1024, `${written} characters written within the turn`)
+  t.ok(readFileSync(path, 'utf8').endsWith('\n'), 'whole lines')
   await nextTurn()
   t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 400)
+})
+
+t.test('lines go out as UTF-8, in order, a line longer than a whole batch on its own', async t => {
+  const { path, out } = fileDestination(t)
+  const wide = (i: number, n: number): string => `${JSON.stringify({ i, text: 'é€😀'.repeat(n) })}\n`
+  // 3- and 4-byte characters up to the batch's end, then a line of 300 KB (a long error stack)
+  const lines = [...Array.from({ length: 2000 }, (_, i) => wide(i, 7)), wide(2000, 40_000), wide(2001, 1)]
+  for (const l of lines) out.write(l)
+  await nextTurn()
+  t.equal(readFileSync(path, 'utf8'), lines.join(''), 'byte for byte')
+})
+
+t.test('a file that cannot be written: one line on stderr, and the process carries on', async t => {
+  // opened for reading only: every write is refused (EBADF)
+  const path = join(tempDir(t), 'read-only.log')
+  closeSync(openSync(path, 'w'))
+  const fd = openSync(path, 'r')
+  t.teardown(() => { closeSync(fd) })
+  const out = logDestination(fd)
+  const stderr: string[] = []
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
+  t.teardown(() => { process.stderr.write = write })
+  for (let turn = 0; turn < 3; turn++) {
+    out.write(line(0, turn))
+    await nextTurn()
+  }
+  await out.end(1000)
+  process.stderr.write = write
+  t.equal(stderr.length, 1, 'said once')
+  t.match(stderr[0], /^sluice: log output failed \(EBADF\); log lines are dropped from now on\n$/)
 })
 
 t.test('a pipe whose reader is behind never blocks the event loop, and loses nothing below the bound', async t => {
@@ -124,9 +157,10 @@ t.test('while the pipe is full, turns queue their lines without trying to write:
   syncBuiltinESMExports()
   t.teardown(() => { fs.writeSync = real; syncBuiltinESMExports() })
   const started = performance.now()
-  const turns = 200
-  for (let turn = 0; turn < turns; turn++) {
-    out.write(line(0, filled + turn))
+  // at least 200 turns, over at least 40 ms: several retries' worth
+  let turns = 0
+  while (turns < 200 || performance.now() - started < 40) {
+    out.write(line(0, filled + turns++))
     await nextTurn()
   }
   const elapsed = performance.now() - started
