@@ -214,7 +214,8 @@ class FifoOutput implements Output {
       const bytes = queue[0] as Buffer
       const from = this.#offset
       const to = this.#writeFrom(bytes, from)
-      if (this.#failed) return false
+      // a failed output holds nothing more: its lines are dropped, and exit need not wait for them
+      if (this.#failed) return true
       this.#queued -= to - from
       if (to < bytes.length) {
         this.#offset = to
