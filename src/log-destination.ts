@@ -76,9 +76,10 @@ class TurnBatched implements LogDestination {
 
   write (line: string): boolean {
     // a line of n UTF-16 code units takes at most 3n bytes
-    if (line.length * 3 > this.#batch.length - this.#length) {
+    const most = line.length * 3
+    if (most > this.#batch.length - this.#length) {
       this.#handOn()
-      if (line.length * 3 > this.#batch.length) {
+      if (most > this.#batch.length) {
         // longer than a batch (a long error stack): on its own
         this.#out.write(Buffer.from(line))
         return true

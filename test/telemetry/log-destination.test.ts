@@ -53,6 +53,16 @@ function fileDestination (t: Teardown): { path: string, out: ReturnType<typeof l
   return { path, out: logDestination(fd) }
 }
 
+/** What the code under test writes to stderr, until `restore` (or the test's end). */
+function captureStderr (t: Teardown): { stderr: string[], restore: () => void } {
+  const stderr: string[] = []
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
+  const restore = (): void => { process.stderr.write = write }
+  t.teardown(restore)
+  return { stderr, restore }
+}
+
 const line = (writer: number, i: number, pad = 200): string => `${JSON.stringify({ writer, i, pad: 'x'.repeat(pad) })}\n`
 
 t.test('a file gets the lines of a turn in one piece, at the end of the turn, in order', async t => {
@@ -97,16 +107,13 @@ t.test('a file that cannot be written: one line on stderr, and the process carri
   const fd = openSync(path, 'r')
   t.teardown(() => { closeSync(fd) })
   const out = logDestination(fd)
-  const stderr: string[] = []
-  const write = process.stderr.write.bind(process.stderr)
-  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
-  t.teardown(() => { process.stderr.write = write })
+  const { stderr, restore } = captureStderr(t)
   for (let turn = 0; turn < 3; turn++) {
     out.write(line(0, turn))
     await nextTurn()
   }
   await out.end(1000)
-  process.stderr.write = write
+  restore()
   t.equal(stderr.length, 1, 'said once')
   t.match(stderr[0], /^sluice: log output failed \(EBADF\); log lines are dropped from now on\n$/)
 })
@@ -204,17 +211,14 @@ t.test('a pipe reader that stays behind past 16 MiB costs lines, not memory; a n
   const pipe = fifo(t, 1)
   const out = logDestination(pipe.fds[0] as number)
   t.teardown(() => { closeSync(pipe.fds[0] as number) })
-  const stderr: string[] = []
-  const write = process.stderr.write.bind(process.stderr)
-  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
-  t.teardown(() => { process.stderr.write = write })
+  const { stderr, restore } = captureStderr(t)
   const batch = 'y'.repeat(1023) + '\n'
   // 20 MiB in 1 MiB turns, while nobody reads
   for (let turn = 0; turn < 20; turn++) {
     for (let i = 0; i < 64; i++) out.write(batch.repeat(16))
     await nextTurn()
   }
-  process.stderr.write = write
+  restore()
   t.match(stderr.join(''), /the log reader is behind by 16 MiB; log lines are dropped/, 'said once on stderr')
   t.equal(stderr.length, 1, 'once, not per dropped write')
   const reading = pipe.read()
@@ -233,16 +237,13 @@ t.test('a pipe whose reader is gone: one line on stderr, and the process carries
   t.teardown(() => { closeSync(pipe.fds[0] as number) })
   pipe.reader.destroy()
   await sleep(20)
-  const stderr: string[] = []
-  const write = process.stderr.write.bind(process.stderr)
-  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
-  t.teardown(() => { process.stderr.write = write })
+  const { stderr, restore } = captureStderr(t)
   for (let turn = 0; turn < 5; turn++) {
     out.write(line(0, turn))
     await sleep(10)
   }
   await out.end(1000)
-  process.stderr.write = write
+  restore()
   t.equal(stderr.length, 1, 'said once')
   t.match(stderr[0], /^sluice: log output failed \(EPIPE\); log lines are dropped from now on\n$/)
 })
