@@ -10,15 +10,21 @@ export interface LogDestination {
   end (timeoutMs: number): Promise<void>
 }
 
-/** Where the bytes of a turn go. `bytes` is the batch's own memory, valid only during the call: what is kept is copied. */
+/** Where a batch of lines goes. `bytes` is the batch's own memory, valid only during the call: what is kept is copied. */
 interface Output {
   write (bytes: Buffer): void
   flushSync (): void
   end (timeoutMs: number): Promise<void>
 }
 
-/** The bytes a turn's lines are gathered in; a turn that writes more hands them on before it ends. */
+/** The bytes lines are gathered in; more are handed on at once. */
 const BATCH_BYTES = 64 * 1024
+/**
+ * How long a line may wait in the batch. Writes come at most this often, and with them the wake-ups
+ * of a pipe's reader: one write per event-loop turn cost 1.4–1.6 µs per request in the pipe write
+ * alone, one per 10 ms 0.2–0.3 µs (docs/benchmarks.md).
+ */
+const FLUSH_MS = 10
 /** What a pipe may hold back while its reader is slower than the gateway: past it lines are dropped, not memory grown. */
 const MAX_QUEUED = 16 * 1024 * 1024
 /** Linux's atomic pipe write (pipe(7)). */
@@ -27,9 +33,9 @@ const NEWLINE = 0x0a
 const PAUSE = new Int32Array(new SharedArrayBuffer(4))
 
 /**
- * The gateway's log destination for a file descriptor (stdout). The lines written during one
- * event-loop turn (the access log above all: one line per request) are joined and leave together
- * at the end of the turn, in one write(2) (a few to a pipe):
+ * The gateway's log destination for a file descriptor (stdout). Lines (the access log above all:
+ * one line per request) are gathered for at most FLUSH_MS, or up to BATCH_BYTES, and leave
+ * together in one write(2) (a few to a pipe):
  * - to a pipe (a container runtime's log collector, a shell pipeline) without blocking, when the
  *   process may reopen it: written at once when the pipe has room, queued (up to MAX_QUEUED, then
  *   dropped) while its reader is behind;
@@ -40,13 +46,13 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4))
  * (docs/benchmarks.md).
  */
 export function logDestination (fd: number): LogDestination {
-  if (!fstatSync(fd).isFIFO()) return new TurnBatched(new SyncOutput(fd))
+  if (!fstatSync(fd).isFIFO()) return new Batched(new SyncOutput(fd))
   const nonBlocking = reopenNonBlocking(fd)
   if (nonBlocking === undefined) {
     // another user's pipe (a container running as non-root): still whole lines, but blocking
     process.stderr.write('sluice: stdout is a pipe this process cannot reopen non-blocking; log writes wait while its reader is behind\n')
   }
-  return new TurnBatched(new FifoOutput(nonBlocking ?? fd))
+  return new Batched(new FifoOutput(nonBlocking ?? fd))
 }
 
 /** A descriptor of its own, with O_NONBLOCK, on the pipe behind `fd` (Linux's /proc); undefined where that cannot be had. */
@@ -59,12 +65,12 @@ function reopenNonBlocking (fd: number): number | undefined {
 }
 
 /**
- * Gathers the lines of a turn as UTF-8 in one reused buffer, each encoded as it is written (while
- * it is hot in the cache, and into no new string or buffer): joining them as strings, then
- * flattening and encoding the rope at the end of the turn, cost about a tenth of the throughput
- * with the access log on (docs/benchmarks.md).
+ * Gathers lines as UTF-8 in one reused buffer, each encoded as it is written (while it is hot in
+ * the cache, and into no new string or buffer): joining them as strings, then flattening and
+ * encoding the rope at the end of each turn, cost about a tenth of the throughput with the access
+ * log on (docs/benchmarks.md).
  */
-class TurnBatched implements LogDestination {
+class Batched implements LogDestination {
   readonly #out: Output
   readonly #batch = Buffer.allocUnsafeSlow(BATCH_BYTES)
   #length = 0
@@ -88,7 +94,8 @@ class TurnBatched implements LogDestination {
     this.#length += this.#batch.write(line, this.#length)
     if (!this.#scheduled) {
       this.#scheduled = true
-      setImmediate(this.#endOfTurn)
+      // at exit the process's 'exit' handler flushes (flushSync): the timer need not hold it open
+      setTimeout(this.#flushDue, FLUSH_MS).unref()
     }
     return true
   }
@@ -110,7 +117,7 @@ class TurnBatched implements LogDestination {
     this.#out.write(this.#batch.subarray(0, length))
   }
 
-  readonly #endOfTurn = (): void => {
+  readonly #flushDue = (): void => {
     this.#scheduled = false
     this.#handOn()
   }
@@ -152,7 +159,7 @@ class SyncOutput implements Output {
  * A pipe, written through a non-blocking descriptor of its own (the inherited one, shared with
  * other processes, keeps its mode); where the pipe cannot be reopened (it belongs to another
  * user), through the inherited, blocking one, and then a full pipe waits instead of queueing.
- * A turn's lines go out in pieces of whole lines of at most PIPE_BUF bytes, which a pipe takes
+ * A batch goes out in pieces of whole lines of at most PIPE_BUF bytes, which a pipe takes
  * whole or not at all, so other writers of the same pipe (the other WORKERS) never cut into a
  * line. What the pipe cannot take now waits in a queue (a copy), retried every few milliseconds.
  */
@@ -188,7 +195,7 @@ class FifoOutput implements Output {
     }
     this.#enqueue(Buffer.from(bytes))
     // while the pipe is full, only the retry writes: a refused write costs ~12 µs (an EAGAIN
-    // exception), and every turn would pay it
+    // exception), and every batch would pay it
     if (this.#retry === null) this.#flush()
   }
 

@@ -19,7 +19,7 @@ if (config.workers > 1 && cluster.isPrimary) {
 }
 // a worker whose primary is gone (killed) stops gracefully instead of serving on alone
 if (cluster.isWorker) process.once('disconnect', () => { process.kill(process.pid, 'SIGTERM') })
-// logs (the access log above all) leave in one write(2) per event-loop turn, not one per line,
+// logs (the access log above all) leave in one write(2) per 10 ms or 64 KiB, not one per line,
 // and never block the event loop on a slow pipe reader
 const logOutput = logDestination(1)
 process.once('exit', () => {

@@ -63,14 +63,20 @@ function captureStderr (t: Teardown): { stderr: string[], restore: () => void } 
   return { stderr, restore }
 }
 
+/** Past the destination's 10 ms flush. */
+const flushed = async (): Promise<void> => { await sleep(30) }
+
 const line = (writer: number, i: number, pad = 200): string => `${JSON.stringify({ writer, i, pad: 'x'.repeat(pad) })}\n`
 
-t.test('a file gets the lines of a turn in one piece, at the end of the turn, in order', async t => {
+t.test('a file gets the lines of 10 ms in one piece, in order', async t => {
   const { path, out } = fileDestination(t)
-  for (let i = 0; i < 3; i++) out.write(line(0, i))
-  t.equal(readFileSync(path, 'utf8'), '', 'nothing is written during the turn')
-  await nextTurn()
-  t.equal(readFileSync(path, 'utf8'), [0, 1, 2].map(i => line(0, i)).join(''), 'all of it once the turn ended')
+  for (let i = 0; i < 3; i++) {
+    out.write(line(0, i))
+    await nextTurn()
+  }
+  t.equal(readFileSync(path, 'utf8'), '', 'nothing is written at the end of each turn')
+  await flushed()
+  t.equal(readFileSync(path, 'utf8'), [0, 1, 2].map(i => line(0, i)).join(''), 'all of it, in one piece, 10 ms after the first')
   out.write(line(0, 3))
   out.flushSync()
   t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 4, 'flushSync (process exit) writes a pending line at once')
@@ -79,14 +85,14 @@ t.test('a file gets the lines of a turn in one piece, at the end of the turn, in
   t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 5, 'end (graceful shutdown) writes what is pending')
 })
 
-t.test('a turn that writes more than 64 KiB hands it on before the turn ends', async t => {
+t.test('more than 64 KiB at once is handed on at once', async t => {
   const { path, out } = fileDestination(t)
   for (let i = 0; i < 400; i++) out.write(line(0, i))
   const written = readFileSync(path, 'utf8').length
   // a batch goes when the next line might not fit in its 64 KiB
   t.ok(written > 60 * 1024 && written <= 64 * 1024, `${written} characters written within the turn`)
   t.ok(readFileSync(path, 'utf8').endsWith('\n'), 'whole lines')
-  await nextTurn()
+  await flushed()
   t.equal(readFileSync(path, 'utf8').split('\n').length - 1, 400)
 })
 
@@ -96,7 +102,7 @@ t.test('lines go out as UTF-8, in order, a line longer than a whole batch on its
   // 3- and 4-byte characters up to the batch's end, then a line of 300 KB (a long error stack)
   const lines = [...Array.from({ length: 2000 }, (_, i) => wide(i, 7)), wide(2000, 40_000), wide(2001, 1)]
   for (const l of lines) out.write(l)
-  await nextTurn()
+  await flushed()
   t.equal(readFileSync(path, 'utf8'), lines.join(''), 'byte for byte')
 })
 
@@ -142,7 +148,7 @@ t.test('a pipe whose reader is behind never blocks the event loop, and loses not
   t.ok(lines.every((l, n) => l.i === n), 'in order')
 })
 
-t.test('while the pipe is full, turns queue their lines without trying to write: one refused write per retry', async t => {
+t.test('while the pipe is full, new lines queue without trying to write: one refused write per retry', async t => {
   const pipe = fifo(t, 1)
   const out = logDestination(pipe.fds[0] as number)
   t.teardown(() => { closeSync(pipe.fds[0] as number) })
@@ -173,7 +179,7 @@ t.test('while the pipe is full, turns queue their lines without trying to write:
   const elapsed = performance.now() - started
   fs.writeSync = real
   syncBuiltinESMExports()
-  // the retry runs every 5 ms and stops at the first refusal; a turn adds to the queue and does not try
+  // the retry runs every 5 ms and stops at the first refusal; a batch that comes due adds to the queue and does not try
   t.ok(refused >= 1, 'the pipe was full')
   t.ok(refused <= Math.ceil(elapsed / 5) + 2, `${refused} refused writes in ${turns} turns (${Math.round(elapsed)} ms)`)
   const ending = out.end(5000)
