@@ -70,11 +70,14 @@ const line = (writer: number, i: number, pad = 200): string => `${JSON.stringify
 
 t.test('a file gets the lines of 10 ms in one piece, in order', async t => {
   const { path, out } = fileDestination(t)
+  const started = performance.now()
   for (let i = 0; i < 3; i++) {
     out.write(line(0, i))
     await nextTurn()
   }
-  t.equal(readFileSync(path, 'utf8'), '', 'nothing is written at the end of each turn')
+  // three turns take well under a millisecond; on a machine so loaded that they took 10 ms the flush came due
+  if (performance.now() - started < 10) t.equal(readFileSync(path, 'utf8'), '', 'nothing is written at the end of each turn')
+  else t.comment('three event-loop turns took 10 ms or more here: not checked')
   await flushed()
   t.equal(readFileSync(path, 'utf8'), [0, 1, 2].map(i => line(0, i)).join(''), 'all of it, in one piece, 10 ms after the first')
   out.write(line(0, 3))
