@@ -11,6 +11,7 @@ import {
   canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, readerPipe, redisPing, snapshot, start, stopAll, waitFor,
   type Child
 } from './bench/procs.js'
+import { forgetRequestsOfClosedConnections } from './autocannon-latency.js'
 import { costLines, costs, int, ms, num, resultsTable, runsTable, summarize, type Run, type Summary } from './bench/report.js'
 
 // npm run bench [-- --connections 50 --duration 10 --warmup 5 --rounds 3 --out docs/benchmarks.md --quick]
@@ -324,7 +325,9 @@ async function check (name: string, port: number, store: string | undefined): Pr
 
 async function load (port: number, connections: number, duration: number): Promise<autocannon.Result> {
   return await new Promise((resolve, reject) => {
-    current = autocannon({ url: `http://127.0.0.1:${port}/`, connections, duration, timeout: 10 }, (err: unknown, result) => {
+    current = autocannon({
+      url: `http://127.0.0.1:${port}/`, connections, duration, timeout: 10, setupClient: forgetRequestsOfClosedConnections
+    }, (err: unknown, result) => {
       current = undefined
       if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)))
       else resolve(result)
@@ -337,6 +340,9 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
   const result = await load(c.port, opts.connections, opts.duration)
   const cpu = delta(before, snapshot(pids))
   const requests = result.requests.total
+  // a closed loop never has more requests in flight than connections: more means the latencies are miscounted
+  const inFlight = requests / cpu.wallS * result.latency.average / 1000
+  if (inFlight > opts.connections * 1.1) log(`${c.name}: req/s × mean latency = ${inFlight.toFixed(0)} requests in flight with ${opts.connections} connections: its latencies are suspect`)
   const per = (pid: number | undefined): number | undefined => {
     const s = pid === undefined ? undefined : cpu.cpuS.get(pid)
     return s === undefined || requests === 0 ? undefined : s * 1e6 / requests
@@ -483,7 +489,10 @@ function render (opts: Options, runs: Run[], remeasured: number, list: Contender
     '',
     '- All latencies are at saturation (closed loop: every connection sends its next request at once), so',
     '  p50 ≈ connections ÷ req/s; they say nothing about latency at normal load. autocannon records latency',
-    '  in whole milliseconds.',
+    '  in whole milliseconds. The gateways close every client connection after 1000 responses',
+    '  (`MAX_REQUESTS_PER_SOCKET`, as nginx\'s `keepalive_requests`); autocannon 9 then miscounts every later',
+    '  latency on that connection (about twice the real one), which the bench corrects',
+    '  (`tools/autocannon-latency.ts`; before 2026-12-02 the gateways\' p50 and p99 here were inflated so).',
     '- `direct` is the ceiling of the load side: in every proxied run CPU 1 does the same autocannon + backend',
     '  work per request. A gateway at ≈ 100 % CPU is CPU-bound on its one core: its req/s is its capacity here.',
     '- The dev machines are shared VMs: other work and host speed drift move req/s by 20–50 % between rounds',

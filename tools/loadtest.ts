@@ -4,6 +4,7 @@ import autocannon from 'autocannon'
 import { parseLoadtestArgs, USAGE, type LoadtestOptions } from './loadtest/args.js'
 import { servedByFrom, Tally, toResult, type LoadtestResult } from './loadtest/aggregate.js'
 import { formatReport, progressLine } from './loadtest/chart.js'
+import { forgetRequestsOfClosedConnections } from './autocannon-latency.js'
 
 // npm run loadtest -- --url http://127.0.0.1:8080 [-c 10] [-d 10] [--path /] [--method GET] [--json out.json|-]
 //
@@ -50,6 +51,7 @@ async function main (options: LoadtestOptions): Promise<number> {
         duration: options.duration,
         method: options.method,
         setupClient: client => {
+          forgetRequestsOfClosedConnections(client)
           // one request at a time per connection: the headers seen last belong to the next response
           let servedBy: string | undefined
           client.on('headers', (info: unknown) => { servedBy = servedByFrom(info) })
