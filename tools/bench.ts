@@ -42,7 +42,8 @@ interface Contender {
 /** Other Node proxies measured beside Sluice: built scripts under dist/tools/bench/, given PORT, HOST and UPSTREAMS. */
 const PEERS = [
   { name: 'forwarder', script: 'forwarder.js', what: 'the Node floor: `http.createServer` + one undici `Pool` per upstream, round robin, no framework (`tools/bench/forwarder.ts`)' },
-  { name: 'fast-gateway', script: 'fast-gateway.js', what: 'fast-gateway 5 (restana + fast-proxy-lite, keep-alive `http.Agent`), round robin per request (`tools/bench/fast-gateway.ts`)' }
+  { name: 'fast-gateway', script: 'fast-gateway.js', what: 'fast-gateway 5 (restana + fast-proxy-lite, keep-alive `http.Agent`), round robin per request (`tools/bench/fast-gateway.ts`)' },
+  { name: 'raw-forwarder', script: 'raw-forwarder.js', what: 'the floor without undici: `forwarder`\'s client side, upstream keep-alive sockets read by Node\'s own llhttp binding; bodiless requests only, no timeouts (`tools/bench/raw-forwarder.ts`)' }
 ] as const
 
 /** The performance issue's goals, checked against this invocation's medians. */
@@ -65,6 +66,12 @@ function goalLines (summaries: Summary[]): string[] {
   if (gateway !== undefined && redis !== undefined) {
     const cost = 1 - redis.rps / gateway.rps
     lines.push(`- Redis limiter cost: ${(cost * 100).toFixed(1)} % of req/s (goal ≤ 10 %: ${cost <= 0.1 ? 'met' : 'not met'})`)
+  }
+  const forwarder = of('forwarder')
+  const raw = of('raw-forwarder')
+  if (forwarder !== undefined && raw !== undefined) {
+    const cpu = forwarder.cpuUs !== undefined && raw.cpuUs !== undefined ? `; CPU per request ${num(forwarder.cpuUs)} vs ${num(raw.cpuUs)} µs` : ''
+    lines.push(`- not a goal: raw-forwarder ÷ forwarder: ${(raw.rps / forwarder.rps).toFixed(2)}× req/s${cpu} (what leaving undici's client could buy)`)
   }
   return lines
 }

@@ -36,9 +36,14 @@ function launch (file: string, args: string[], env: Record<string, string>, cwd:
 
 /** Runs the built gateway as `npm start` would; killed when the test ends if still running. */
 export function spawnServer (t: Teardown, env: Record<string, string>, cwd: string): Spawned {
-  const server = launch('src/server.js', [], env, cwd)
-  t.teardown(() => { if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL') })
-  return server
+  return spawnBuilt(t, 'src/server.js', env, cwd)
+}
+
+/** Runs a built file (`tools/bench/forwarder.js`, say) until the test ends. */
+export function spawnBuilt (t: Teardown, file: string, env: Record<string, string>, cwd = ROOT): Spawned {
+  const spawned = launch(file, [], env, cwd)
+  t.teardown(() => { if (spawned.child.exitCode === null && spawned.child.signalCode === null) spawned.child.kill('SIGKILL') })
+  return spawned
 }
 
 /** Runs a built tool (`tools/<name>.js`) to completion, as its npm script would. */
