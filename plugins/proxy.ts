@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import httpProxy from '@fastify/http-proxy'
-import { Agent } from 'undici'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Upstream } from '../src/pool/upstream.js'
 import type { Config } from '../src/config/index.js'
 import { NoUpstreamError } from '../src/errors.js'
 import type { ClientAddress } from '../src/proxy/client-address.js'
 import { Exchange, type ExchangeContext } from '../src/proxy/exchange.js'
+import { UpstreamAgent } from '../src/proxy/h1/agent.js'
 import { appendForwarded, FORWARDING, requestIdFrom } from '../src/proxy/headers.js'
 import { clientKey } from '../src/net.js'
 
@@ -44,7 +44,7 @@ const newRequestId = (): string => randomUUID()
 
 /**
  * The last stage of the pipeline. HTTP requests go through `Exchange` (src/proxy/exchange.ts):
- * limiter, balancer, undici, telemetry, without Fastify in the way. WebSocket upgrades go through
+ * limiter, balancer, the upstream client (src/proxy/h1), telemetry, without Fastify in the way. WebSocket upgrades go through
  * @fastify/http-proxy's WebSocket support, behind the same limiter and balancer.
  */
 const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { config, address, stopping }) => {
@@ -53,12 +53,10 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
   const { preserveHost } = config
 
   // keep-alive pools per upstream origin: the largest single factor in proxy throughput
-  const agent = new Agent({
-    connect: { timeout: config.upstreamConnectTimeout },
-    headersTimeout: config.upstreamTimeout,
-    bodyTimeout: config.upstreamTimeout,
+  const agent = new UpstreamAgent({
     connections: 128,
-    pipelining: 1
+    connectTimeoutMs: config.upstreamConnectTimeout,
+    timeoutMs: config.upstreamTimeout
   })
 
   const check = limiter.check
@@ -142,7 +140,6 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
       // marks the catch-all for the OpenAPI document (hidden)
       config: { proxied: true },
       websocket: true,
-      undici: agent as unknown as Record<string, unknown>,
       disableRequestLogging: true,
       preHandler,
       // an HTTP request reaches this route only when a listener dispatches everything to Fastify
@@ -158,7 +155,7 @@ const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { co
     } as never)
   })
 
-  fastify.addHook('onClose', async () => { await agent.close() })
+  fastify.addHook('onClose', async () => { agent.close() })
 }
 
 function wsHeaders (request: FastifyRequest, preserveHost: boolean): Record<string, string> {

@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Dispatcher } from 'undici'
 import type { Upstream } from '../pool/upstream.js'
+import type { ResponseHandler, UpstreamAgent } from './h1/agent.js'
 import { BadRequestError, NoUpstreamError, RouteNotFoundError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.js'
 import { isGatewayPath, pathOf } from '../gateway-paths.js'
 import { clientKey } from '../net.js'
@@ -15,7 +15,7 @@ export const CLIENT_CLOSED_REQUEST = 499
 
 /** What the forwarding of one request needs from the gateway; built once, shared by every exchange. */
 export interface ExchangeContext {
-  readonly agent: Dispatcher
+  readonly agent: UpstreamAgent
   readonly retries: number
   readonly upstreamTimeout: number
   readonly preserveHost: boolean
@@ -40,13 +40,6 @@ export interface ExchangeContext {
 }
 
 type SluiceError = Error & { statusCode: number, code: string }
-type LegacyHandler = Dispatcher.DispatchHandler & {
-  onConnect (abort: (err?: Error) => void): void
-  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean
-  onData (chunk: Buffer): boolean
-  onComplete (trailers: Buffer[] | null): void
-  onError (err: Error): void
-}
 
 const NONE: readonly Upstream[] = Object.freeze([])
 // response headers never relayed: hop-by-hop ones (RFC 9110 §7.6.1), and the request id the
@@ -67,7 +60,7 @@ const names: string[] = []
  * retries on another upstream, SLUICE error bodies, telemetry once at the end. SPEC §4's rules are
  * the same as the Fastify route's were; `plugins/proxy.ts` wires it.
  */
-export class Exchange implements LegacyHandler {
+export class Exchange implements ResponseHandler {
   readonly id: string
   readonly req: IncomingMessage
   readonly res: ServerResponse
@@ -84,7 +77,7 @@ export class Exchange implements LegacyHandler {
   #abort: ((err?: Error) => void) | null = null
   #resume: (() => void) | null = null
   #body: AttemptBody | null = null
-  #upstreamHeaders: string[] | null = null
+  #upstreamHeaders: Array<string | string[]> | null = null
   /** The client left before its response ended. */
   #gone = false
   /** Response body bytes still to come when the upstream sent a content-length; -1 otherwise. */
@@ -181,41 +174,39 @@ export class Exchange implements LegacyHandler {
     // a body goes through a wrapper that reads nothing until undici writes it: a refused attempt
     // leaves the client's stream whole for another upstream, and undici never destroys the client's request
     const body = hasBody(req) ? (this.#body = new AttemptBody(req)) : null
-    this.#ctx.agent.dispatch({
-      origin: server.url,
+    this.#ctx.agent.dispatch(server.url, {
       path: this.url,
-      method: req.method as Dispatcher.HttpMethod,
+      method: req.method as string,
       headers: this.#upstreamHeaders ??= this.#forwardedHeaders(),
       body
     }, this)
   }
 
-  /** The request's headers for the upstream, as undici's flat name, value list (no object to copy and delete from). */
-  #forwardedHeaders (): string[] {
+  /** The request's headers for the upstream, as a flat name, value list (no object to copy and delete from). */
+  #forwardedHeaders (): Array<string | string[]> {
     const headers = this.req.headers
     const connection = headers.connection
     const named = connection === undefined ? undefined : connection.toLowerCase()
-    const out: string[] = []
+    const out: Array<string | string[]> = []
     for (const name in headers) {
       // hop-by-hop ones, those the sender's Connection names, `expect` (Node has answered a client's
       // 100-continue and undici refuses to send it), and the ones the gateway sets itself
       if (NOT_FORWARDED.has(name) || (named !== undefined && namedIn(named, name))) continue
-      const value = headers[name] as string | string[]
-      // an array is set-cookie's, the one header Node keeps as a list: undici takes it as one
-      out.push(name, value as string)
+      // an array is set-cookie's, the one header Node keeps as a list: one line per value upstream
+      out.push(name, headers[name] as string | string[])
     }
-    appendForwarded(out, this, this.#ctx.preserveHost)
+    appendForwarded(out as string[], this, this.#ctx.preserveHost)
     return out
   }
 
-  // undici's dispatch handler (its core API: raw headers, a boolean for back-pressure)
+  // the upstream client's response handler (src/proxy/h1/connection.ts)
 
   onConnect (abort: (err?: Error) => void): void {
     this.#abort = abort
     if (this.#gone) abort()
   }
 
-  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders (statusCode: number, rawHeaders: string[], resume: () => void): boolean {
     // 1xx are informational (Node answered the client's own expect itself)
     if (statusCode < 200) return true
     const now = performance.now()
@@ -228,20 +219,20 @@ export class Exchange implements LegacyHandler {
     let connection: string | undefined
     names.length = 0
     for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = (rawHeaders[i] as Buffer).toString('latin1').toLowerCase()
+      const name = (rawHeaders[i] as string).toLowerCase()
       names.push(name)
       if (name === 'connection') {
         // every line of it counts: `Connection: x-a` and `Connection: keep-alive` name x-a too
-        const value = (rawHeaders[i + 1] as Buffer).toString('latin1').toLowerCase()
+        const value = (rawHeaders[i + 1] as string).toLowerCase()
         connection = connection === undefined ? value : `${connection},${value}`
       } else if (name === 'content-length') {
-        this.#bodyLeft = Number((rawHeaders[i + 1] as Buffer).toString('latin1'))
+        this.#bodyLeft = Number(rawHeaders[i + 1] as string)
       }
     }
     for (let i = 0; i < names.length; i++) {
       const name = names[i] as string
       if (DROPPED.has(name) || (limited && LIMIT_HEADERS.has(name)) || (connection !== undefined && namedIn(connection, name))) continue
-      out.push(name, (rawHeaders[2 * i + 1] as Buffer).toString('latin1'))
+      out.push(name, rawHeaders[2 * i + 1] as string)
     }
     // a response without a body ends here: undici may still object to it (a 304 with a
     // content-length, which RFC 9110 allows), and the client has its answer either way

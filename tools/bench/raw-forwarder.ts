@@ -24,9 +24,10 @@ interface ParserBinding {
   }
 }
 // Node's internal binding: nothing public exposes llhttp. Its DEP0111 warning would only repeat that.
-process.noDeprecation = true
+const silenced = process.noDeprecation === true // and read-only under --no-deprecation
+if (!silenced) process.noDeprecation = true
 const { HTTPParser } = (process as unknown as { binding: (name: string) => ParserBinding }).binding('http_parser') // eslint-disable-line n/no-deprecated-api
-process.noDeprecation = false
+if (!silenced) process.noDeprecation = false
 
 const port = Number(process.env.PORT ?? '8090')
 const origins = (process.env.UPSTREAMS ?? '').split(',').filter(Boolean).map(origin => new URL(origin))
