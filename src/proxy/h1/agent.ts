@@ -50,14 +50,15 @@ class UpstreamPool implements ConnectionOwner {
   dispatch (request: UpstreamRequest, handler: ResponseHandler): void {
     const idle = this.#takeIdle()
     if (idle !== undefined) {
-      handler.onConnect(error => { idle.abort(error ?? aborted()) })
+      // sent first: an abort from onConnect (the client already left) then ends a request, not an idle connection
       idle.send(request, handler)
+      handler.onConnect(error => { idle.abort(error ?? aborted()) })
       return
     }
     if (this.#all.size < this.#max) {
       const connection = this.#open()
-      handler.onConnect(error => { connection.abort(error ?? aborted()) })
       connection.send(request, handler)
+      handler.onConnect(error => { connection.abort(error ?? aborted()) })
       return
     }
     const waiting: Waiting = { request, handler, cancelled: false }
@@ -137,8 +138,8 @@ class UpstreamPool implements ConnectionOwner {
     // from here a cancellation aborts the connection's request, as for any other
     waiting.cancelled = true
     const { handler } = waiting
-    handler.onConnect(error => { connection.abort(error ?? aborted()) })
     connection.send(waiting.request, handler)
+    handler.onConnect(error => { connection.abort(error ?? aborted()) })
   }
 }
 
