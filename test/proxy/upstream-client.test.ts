@@ -147,6 +147,26 @@ t.test('a body that fails before its first byte sends the upstream nothing', asy
   t.equal(requests, 0, 'no request reached the upstream')
 })
 
+t.test('a client slow to send its body is not taken for a slow upstream', async t => {
+  const upstream = await httpUpstream(t, (req, res) => {
+    let body = ''
+    req.setEncoding('latin1').on('data', (chunk: string) => { body += chunk })
+    req.on('end', () => { res.end(`got ${body}`) })
+  })
+  let step = 0
+  // the second half comes 3 timeouts after the first
+  const slow = new Readable({
+    read () {
+      step++
+      if (step === 1) this.push('first,')
+      else if (step === 2) setTimeout(() => { this.push('second'); this.push(null) }, 300)
+    }
+  })
+  const outcome = await send(newAgent(t, { timeoutMs: 100 }), upstream.origin, { method: 'POST', body: slow })
+  t.equal(outcome.error, undefined)
+  t.equal(outcome.body, 'got first,second')
+})
+
 t.test('response framing: chunked, until close, HEAD, 204, informational heads', async t => {
   const upstream = await httpUpstream(t, (req, res) => {
     if (req.url === '/chunked') {

@@ -76,6 +76,8 @@ export class Connection {
   /** The request head, until the body's first bytes go with it. */
   #head = ''
   #requestSent = false
+  /** The upstream is not taking the request body as fast as it comes (the socket's buffer is full). */
+  #awaitingDrain = false
   #headOnly = false
   #informational = false
   #responseStarted = false
@@ -124,6 +126,7 @@ export class Connection {
     this.#handler = handler
     this.#request = request
     this.#requestSent = false
+    this.#awaitingDrain = false
     this.#headOnly = request.method === 'HEAD'
     this.#responseStarted = false
     this.#informational = false
@@ -193,12 +196,16 @@ export class Connection {
     socket.uncork()
     this.#timer?.refresh()
     if (!flowing) {
+      this.#awaitingDrain = true
       this.#body?.pause()
       socket.once('drain', this.#onDrain)
     }
   }
 
-  readonly #onDrain = (): void => { this.#body?.resume() }
+  readonly #onDrain = (): void => {
+    this.#awaitingDrain = false
+    this.#body?.resume()
+  }
 
   readonly #onBodyEnd = (): void => {
     const head = this.#head
@@ -334,7 +341,9 @@ export class Connection {
   /** Fires `timeoutMs` after the last sign of progress; stale when the connection has no request or waits on its client. */
   readonly #onTimeout = (): void => {
     if (this.#handler === null) return
-    if (this.#paused) {
+    // waiting on the client (reading the response, or sending the rest of its body) is not the
+    // upstream's delay: the client side's own timeouts (REQUEST_TIMEOUT) deal with a client that stalls
+    if (this.#paused || (this.#body !== null && !this.#awaitingDrain && !this.#responseStarted)) {
       this.#timer?.refresh()
       return
     }
