@@ -62,8 +62,10 @@ async function rawUpstream (t: Teardown, reply: (socket: Socket) => void): Promi
     socket.on('error', () => {})
     socket.once('data', () => { reply(socket) })
   })
+  const origin = await listen(t, server)
+  // after listen's: teardowns run last first, and the server's close waits for these sockets
   t.teardown(() => { for (const socket of sockets) socket.destroy() })
-  return await listen(t, server)
+  return origin
 }
 
 function newAgent (t: Teardown, options: Partial<ConstructorParameters<typeof UpstreamAgent>[0]> = {}): UpstreamAgent {
@@ -193,6 +195,17 @@ t.test('response framing: chunked, until close, HEAD, 204, informational heads',
   t.same(hinted.heads.map(h => h.status), [103, 200], 'the 103 is reported, then the response')
   t.equal(hinted.body, 'after hints')
   t.equal(upstream.connections(), 1)
+
+  const trailing = await rawUpstream(t, socket => {
+    const response = 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-trailer: t\r\n\r\n'
+    socket.write(response)
+    socket.once('data', () => { socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-second: 2\r\n\r\nok') })
+  })
+  const withTrailer = await send(agent, trailing, {})
+  t.equal(withTrailer.body, 'abc')
+  const next = await send(agent, trailing, {})
+  t.same(next.heads[0]?.headers, ['content-length', '2', 'x-second', '2'], 'the trailer of the response before is not part of the next head')
+  t.equal(next.body, 'ok')
 
   const untilClose = await rawUpstream(t, socket => { socket.end('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nread until the end') })
   const closed = await send(agent, untilClose, {})

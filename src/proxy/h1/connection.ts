@@ -280,6 +280,8 @@ export class Connection {
   }
 
   readonly #onMessageComplete = (): void => {
+    // trailers come through kOnHeaders just before this: not relayed, and not the next head's
+    this.#early = null
     if (this.#informational) {
       this.#informational = false
       return
