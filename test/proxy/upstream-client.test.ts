@@ -74,9 +74,9 @@ function newAgent (t: Teardown, options: Partial<ConstructorParameters<typeof Up
   return agent
 }
 
-/** Waits (≤ 1 s) for closed connections to leave the pool: a socket's 'close' comes after the error or end that caused it. */
-async function openConnections (agent: UpstreamAgent, origin: string, expected: number): Promise<number> {
-  for (let i = 0; i < 100 && agent.connections(origin) !== expected; i++) await new Promise(resolve => setTimeout(resolve, 10))
+/** Waits (≤ 1 s by default) for closed connections to leave the pool: a socket's 'close' comes after the error or end that caused it. */
+async function openConnections (agent: UpstreamAgent, origin: string, expected: number, withinMs = 1000): Promise<number> {
+  for (let i = 0; i < withinMs / 10 && agent.connections(origin) !== expected; i++) await new Promise(resolve => setTimeout(resolve, 10))
   return agent.connections(origin)
 }
 
@@ -327,4 +327,16 @@ t.test('the parser loads without a deprecation warning, with and without --no-de
     t.equal(run.status, 0, `loads (${flags.join(' ') || 'no flags'})`)
     t.equal(run.stderr, '', `nothing on stderr (${flags.join(' ') || 'no flags'})`)
   }
+})
+
+t.test('idle connections are closed once the upstream would no longer keep them', async t => {
+  const upstream = await httpUpstream(t, (_req, res) => {
+    res.setHeader('keep-alive', 'timeout=2')
+    res.end('ok')
+  })
+  const agent = newAgent(t)
+  await send(agent, upstream.origin, {})
+  t.equal(agent.connections(upstream.origin), 1, 'kept alive at first')
+  // timeout=2 leaves 1 s of reuse; the sweep runs every second
+  t.equal(await openConnections(agent, upstream.origin, 0, 3500), 0, 'closed by the gateway, not left to the upstream')
 })

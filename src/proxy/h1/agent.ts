@@ -31,6 +31,8 @@ class UpstreamPool implements ConnectionOwner {
   readonly #all = new Set<Connection>()
   #waiting: Waiting[] = []
   #closing = false
+  /** While connections are idle: closes those the upstream would no longer keep (as undici's keepAliveTimeout did). */
+  #sweeper: NodeJS.Timeout | undefined
   readonly #onEmpty: (pool: UpstreamPool) => void
 
   constructor (origin: string, options: UpstreamAgentOptions, onEmpty: (pool: UpstreamPool) => void) {
@@ -78,9 +80,23 @@ class UpstreamPool implements ConnectionOwner {
     const next = this.#nextWaiting()
     if (next === undefined) {
       this.#idle.push(connection)
+      this.#sweeper ??= setInterval(this.#sweep, SWEEP_MS).unref()
       return
     }
     this.#sendWaiting(next, connection)
+  }
+
+  /** Oldest first: the idle list is in the order connections were freed. */
+  readonly #sweep = (): void => {
+    const idle = this.#idle
+    const now = performance.now()
+    let expired = 0
+    while (expired < idle.length && now - (idle[expired] as Connection).idleSince >= (idle[expired] as Connection).keepAliveMs) expired++
+    for (const connection of idle.splice(0, expired)) connection.destroy()
+    if (idle.length === 0) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
+    }
   }
 
   removed (connection: Connection): void {
@@ -96,10 +112,12 @@ class UpstreamPool implements ConnectionOwner {
   /** Closes the idle connections now and the busy ones as their responses end. */
   close (): void {
     this.#closing = true
+    clearInterval(this.#sweeper)
     for (const connection of this.#idle.splice(0)) connection.destroy()
   }
 
   destroy (): void {
+    clearInterval(this.#sweeper)
     for (const waiting of this.#waiting.splice(0)) {
       if (!waiting.cancelled) waiting.handler.onError(new UpstreamError('UPSTREAM_CLOSED', 'the gateway is closing its upstream connections'))
     }
@@ -194,5 +212,8 @@ export class UpstreamAgent {
     if (this.#pools.get(pool.key) === pool) this.#pools.delete(pool.key)
   }
 }
+
+/** How often idle connections are checked against their upstream's keep-alive timeout. */
+const SWEEP_MS = 1000
 
 const aborted = (): UpstreamError => new UpstreamError('UPSTREAM_ABORTED', 'the request was aborted')
