@@ -44,8 +44,9 @@ const newRequestId = (): string => randomUUID()
 
 /**
  * The last stage of the pipeline. HTTP requests go through `Exchange` (src/proxy/exchange.ts):
- * limiter, balancer, the upstream client (src/proxy/h1), telemetry, without Fastify in the way. WebSocket upgrades go through
- * @fastify/http-proxy's WebSocket support, behind the same limiter and balancer.
+ * limiter, balancer, the upstream client (src/proxy/h1), telemetry, without Fastify in the way.
+ * WebSocket upgrades go through @fastify/http-proxy's WebSocket support, behind the same limiter
+ * and balancer.
  */
 const proxyPlugin: FastifyPluginAsync<ProxyPluginOptions> = async (fastify, { config, address, stopping }) => {
   const { balancer, limiter, telemetry } = fastify

@@ -55,8 +55,8 @@ const names: string[] = []
 
 /**
  * One proxied request on the fast path, from the client's request to the end of its response,
- * without Fastify: limiter, balancer pick, undici dispatch (this object is the dispatch handler,
- * so a request allocates little more than itself), streaming both ways with back-pressure,
+ * without Fastify: limiter, balancer pick, the upstream client (this object is its response
+ * handler, so a request allocates little more than itself), streaming both ways with back-pressure,
  * retries on another upstream, SLUICE error bodies, telemetry once at the end. SPEC §4's rules are
  * the same as the Fastify route's were; `plugins/proxy.ts` wires it.
  */
@@ -171,8 +171,8 @@ export class Exchange implements ResponseHandler {
   #send (server: Upstream): void {
     const req = this.req
     this.#attemptAt = performance.now()
-    // a body goes through a wrapper that reads nothing until undici writes it: a refused attempt
-    // leaves the client's stream whole for another upstream, and undici never destroys the client's request
+    // a body goes through a wrapper that reads nothing until the upstream client writes it: a refused
+    // attempt leaves the client's stream whole for another upstream, and a failed one never destroys the client's request
     const body = hasBody(req) ? (this.#body = new AttemptBody(req)) : null
     this.#ctx.agent.dispatch(server.url, {
       path: this.url,
@@ -190,7 +190,7 @@ export class Exchange implements ResponseHandler {
     const out: Array<string | string[]> = []
     for (const name in headers) {
       // hop-by-hop ones, those the sender's Connection names, `expect` (Node has answered a client's
-      // 100-continue and undici refuses to send it), and the ones the gateway sets itself
+      // 100-continue itself and the body follows anyway), and the ones the gateway sets itself
       if (NOT_FORWARDED.has(name) || (named !== undefined && namedIn(named, name))) continue
       // an array is set-cookie's, the one header Node keeps as a list: one line per value upstream
       out.push(name, headers[name] as string | string[])
@@ -234,7 +234,7 @@ export class Exchange implements ResponseHandler {
       if (DROPPED.has(name) || (limited && LIMIT_HEADERS.has(name)) || (connection !== undefined && namedIn(connection, name))) continue
       out.push(name, rawHeaders[2 * i + 1] as string)
     }
-    // a response without a body ends here: undici may still object to it (a 304 with a
+    // a response without a body ends here: the upstream client may still object to it (a 304 with a
     // content-length, which RFC 9110 allows), and the client has its answer either way
     if (statusCode === 204 || statusCode === 304 || this.req.method === 'HEAD') {
       this.#writeHead(statusCode)

@@ -8,17 +8,12 @@
  */
 export type FailureKind = 'refused' | 'broken' | 'timeout'
 
-const REFUSED = new Set(['ECONNREFUSED', 'UPSTREAM_CONNECT_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
-const TIMEOUT = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT'])
+const REFUSED = new Set(['ECONNREFUSED', 'UPSTREAM_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
+const TIMEOUT = new Set(['UPSTREAM_HEADERS_TIMEOUT'])
 
-export function transportCode (error: Error & { code?: string, cause?: unknown }): string {
-  let current: unknown = error
-  // reply-from wraps the undici error; the innermost code is the informative one
-  while (typeof current === 'object' && current !== null && 'cause' in current && current.cause !== undefined) {
-    current = current.cause
-  }
-  const code = (current as { code?: unknown }).code
-  return typeof code === 'string' ? code : (error.code ?? 'UNKNOWN')
+/** The code of an upstream client's failure (src/proxy/h1: the socket's own, or UPSTREAM_*). */
+export function transportCode (error: Error & { code?: string }): string {
+  return typeof error.code === 'string' ? error.code : 'UNKNOWN'
 }
 
 export function classifyFailure (code: string): FailureKind {

@@ -18,7 +18,7 @@ export const FORWARDING = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-
 /**
  * Appends, as name, value pairs, the headers the gateway sets on a request bound upstream:
  * x-forwarded-for (the peer appended to what the client sent), -proto, -host, the request id, and
- * the client's host under PRESERVE_HOST (without it undici sends the upstream's own).
+ * the client's host under PRESERVE_HOST (without it the upstream client sends the upstream's own).
  */
 export function appendForwarded (out: string[], request: ForwardedFrom, preserveHost: boolean): void {
   const peer = request.socket.remoteAddress ?? ''

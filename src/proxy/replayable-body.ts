@@ -4,8 +4,8 @@ import { Readable } from 'node:stream'
  * The request body handed to one upstream attempt. It reads nothing from the client until the
  * HTTP client starts writing it, so when an attempt fails before that (connection refused, connect
  * timeout) the client stream is untouched and a fresh `AttemptBody` can carry it to another
- * upstream. undici destroys the body it was given on failure; without this wrapper that would be
- * the client's own request.
+ * upstream. The upstream client destroys the body it was given when an attempt fails; without this
+ * wrapper that would be the client's own request.
  */
 export class AttemptBody extends Readable {
   readonly #source: Readable

@@ -116,11 +116,6 @@ export class Connection {
     this.#parser = parser
   }
 
-  /** True while a request is in progress on it. */
-  get busy (): boolean {
-    return this.#handler !== null
-  }
-
   /** Sends `request`; the response goes to `handler`. Only on an idle connection. */
   send (request: UpstreamRequest, handler: ResponseHandler): void {
     this.#handler = handler
