@@ -1,4 +1,4 @@
-import { connect as tcpConnect, type Socket } from 'node:net'
+import { isIP, connect as tcpConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import type { Readable } from 'node:stream'
 import { HTTPParser, type OnHeadersComplete, type ResponseParser } from './llhttp.js'
@@ -96,7 +96,7 @@ export class Connection {
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
     const secure = url.protocol === 'https:'
     const socket = secure
-      ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ALPNProtocols: ['http/1.1'] })
+      ? tlsConnect({ host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] })
       : tcpConnect({ host, port })
     this.#socket = socket
     socket.setNoDelay(true)
@@ -216,6 +216,14 @@ export class Connection {
     this.#fail(error)
   }
 
+  /** Stops sending the request body and destroys it (an AttemptBody then lets go of the client's stream, as undici's failures did). */
+  #abandonBody (): void {
+    this.#head = ''
+    const body = this.#body
+    this.#detachBody()
+    body?.destroy()
+  }
+
   #detachBody (): void {
     const body = this.#body
     if (body === null) return
@@ -286,13 +294,8 @@ export class Connection {
     const reusable = this.#keepAlive && this.#requestSent
     this.#handler = null
     this.#request = null
-    if (!this.#requestSent) {
-      // answered before the request body was all sent: the rest is not read, the connection not reused
-      this.#head = ''
-      const body = this.#body
-      this.#detachBody()
-      body?.destroy()
-    }
+    // answered before the request body was all sent: the rest is not read, the connection not reused
+    if (!this.#requestSent) this.#abandonBody()
     if (this.#paused) this.#resumeSocket()
     handler.onComplete()
     if (reusable && !this.#gone) {
@@ -383,11 +386,7 @@ export class Connection {
     }
     this.#handler = null
     this.#request = null
-    this.#head = ''
-    // like undici, the attempt's body is destroyed with it (an AttemptBody then lets go of the client's stream)
-    const body = this.#body
-    this.#detachBody()
-    body?.destroy()
+    this.#abandonBody()
     this.destroy()
     handler.onError(error)
   }
@@ -411,8 +410,4 @@ function keepAliveHint (headers: string[]): number {
     return lastHintMs
   }
   return DEFAULT_KEEP_ALIVE_MS
-}
-
-function isIp (host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':')
 }
