@@ -12,7 +12,9 @@ import {
   type Child
 } from './bench/procs.js'
 import { forgetRequestsOfClosedConnections } from './autocannon-latency.js'
-import { costLines, costs, int, ms, num, resultsTable, runsTable, summarize, type Run, type Summary } from './bench/report.js'
+import {
+  costLines, costs, int, ms, num, pairSummaries, pairsTable, resultsTable, runsTable, summarize, type PairRun, type PairSummary, type Run, type Summary
+} from './bench/report.js'
 
 // npm run bench [-- --connections 50 --duration 10 --warmup 5 --rounds 3 --out docs/benchmarks.md --quick]
 //
@@ -46,17 +48,38 @@ const PEERS = [
   { name: 'raw-forwarder', script: 'raw-forwarder.js', what: 'the floor without undici: `forwarder`\'s client side, upstream keep-alive sockets read by Node\'s own llhttp binding; bodiless requests only, no timeouts (`tools/bench/raw-forwarder.ts`)' }
 ] as const
 
-/** The performance issue's goals, checked against this invocation's medians. */
-function goalLines (summaries: Summary[]): string[] {
+/**
+ * The ratios the performance issue sets goals for, each measured again side by side: both
+ * contenders on the gateway's core at once, each under its own load (`measurePair`).
+ */
+const PAIRS = [
+  { base: 'forwarder', other: 'gateway+full' },
+  { base: 'fast-gateway', other: 'gateway+full' },
+  { base: 'gateway', other: 'gateway+redis' }
+] as const
+
+/**
+ * The performance issue's goals. The verdict on a ratio is its side-by-side measurement when there
+ * is one (host drift cancels out of it); the ratio of this invocation's medians is shown beside it.
+ */
+function goalLines (summaries: Summary[], pairs: PairSummary[]): string[] {
   const of = (name: string): Summary | undefined => summaries.find(s => s.contender === name)
+  const paired = (base: string, other: string): PairSummary | undefined =>
+    pairs.find(p => p.base === base && p.other === other && Number.isFinite(p.speed))
+  const rounds = (p: PairSummary, show: (x: number) => string): string => p.perRound.length > 1 ? ` (per round: ${p.perRound.map(show).join(', ')})` : ''
   const full = of('gateway+full')
   const lines: string[] = []
   const versus = (peer: string, goal: number): void => {
     const p = of(peer)
     if (full === undefined || p === undefined) return
-    const r = full.rps / p.rps
+    const alone = full.rps / p.rps
+    const side = paired(peer, 'gateway+full')
+    const verdict = side?.speed ?? alone
     const cpu = full.cpuUs !== undefined && p.cpuUs !== undefined ? `; CPU per request ${num(p.cpuUs)} vs ${num(full.cpuUs)} µs (${(p.cpuUs / full.cpuUs).toFixed(2)}×)` : ''
-    lines.push(`- gateway+full ÷ ${peer}: **${r.toFixed(2)}×** req/s (goal ≥ ${goal}×: ${r >= goal ? 'met' : 'not met'})${cpu}`)
+    const how = side === undefined
+      ? `req/s (goal ≥ ${goal}×: ${verdict >= goal ? 'met' : 'not met'})${cpu}`
+      : `requests per CPU second side by side${rounds(side, x => x.toFixed(2))} (goal ≥ ${goal}×: ${verdict >= goal ? 'met' : 'not met'}); run alone: ${alone.toFixed(2)}× req/s${cpu}`
+    lines.push(`- gateway+full ÷ ${peer}: **${verdict.toFixed(2)}×** ${how}`)
   }
   versus('forwarder', 0.85)
   versus('fast-gateway', 1.5)
@@ -64,8 +87,13 @@ function goalLines (summaries: Summary[]): string[] {
   const gateway = of('gateway')
   const redis = of('gateway+redis')
   if (gateway !== undefined && redis !== undefined) {
-    const cost = 1 - redis.rps / gateway.rps
-    lines.push(`- Redis limiter cost: ${(cost * 100).toFixed(1)} % of req/s (goal ≤ 10 %: ${cost <= 0.1 ? 'met' : 'not met'})`)
+    const alone = 1 - redis.rps / gateway.rps
+    const side = paired('gateway', 'gateway+redis')
+    const cost = side === undefined ? alone : 1 - side.speed
+    const how = side === undefined
+      ? `of req/s (goal ≤ 10 %: ${cost <= 0.1 ? 'met' : 'not met'})`
+      : `of the requests per CPU second side by side${rounds(side, x => `${((1 - x) * 100).toFixed(1)} %`)} (goal ≤ 10 %: ${cost <= 0.1 ? 'met' : 'not met'}); run alone: ${(alone * 100).toFixed(1)} % of req/s`
+    lines.push(`- Redis limiter cost: **${(cost * 100).toFixed(1)} %** ${how}`)
   }
   const forwarder = of('forwarder')
   const raw = of('raw-forwarder')
@@ -81,7 +109,7 @@ const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`) }
 
 const options = parseOptions(process.argv.slice(2))
 let stopping = false
-let current: autocannon.Instance | undefined
+const current = new Set<autocannon.Instance>()
 let workDir: string | undefined
 
 process.on('exit', killAllNow)
@@ -99,7 +127,7 @@ async function shutdown (reason: string, code: number): Promise<never> {
   if (!stopping) {
     stopping = true
     log(`${reason}: stopping every process started`)
-    current?.stop()
+    for (const instance of current) instance.stop()
     await stopAll()
     removeWorkDir()
   }
@@ -175,10 +203,12 @@ async function main (opts: Options): Promise<void> {
   const redisVersion = versionOf('redis-server', ['--version'], /v=(\S+)/)
   const contendersPlanned = ['direct', ...PEERS.map(p => p.name), 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis', 'gateway+full'])]
   const perRun = opts.duration + 1.5
-  const expectedS = 20 + contendersPlanned.length * (opts.warmup + 8 + opts.rounds * perRun)
-  const limitS = Math.ceil(expectedS + contendersPlanned.length * opts.rounds * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
+  const pairsPlanned = PAIRS.filter(p => contendersPlanned.includes(p.base) && contendersPlanned.includes(p.other)).length
+  const runsPlanned = (contendersPlanned.length + pairsPlanned) * opts.rounds
+  const expectedS = 20 + contendersPlanned.length * (opts.warmup + 8) + runsPlanned * perRun
+  const limitS = Math.ceil(expectedS + runsPlanned * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
   setTimeout(() => { shutdown(`time limit of ${limitS} s exceeded`, 1).catch(() => process.exit(1)) }, limitS * 1000).unref()
-  log(`${contendersPlanned.length} contenders × ${opts.rounds} round(s) × ${opts.duration} s, ${opts.connections} connections, ${opts.warmup} s warm-up each: about ${Math.ceil(expectedS / 60)} min (at most ${Math.ceil(limitS / 60)})`)
+  log(`${contendersPlanned.length} contenders and ${pairsPlanned} pairs × ${opts.rounds} round(s) × ${opts.duration} s, ${opts.connections} connections, ${opts.warmup} s warm-up each: about ${Math.ceil(expectedS / 60)} min (at most ${Math.ceil(limitS / 60)})`)
   if (redisVersion === undefined) log('WARNING: redis-server not found: gateway+redis is skipped')
 
   const work = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
@@ -220,8 +250,22 @@ async function main (opts: Options): Promise<void> {
       }
     }
 
+    // the goals' ratios again, side by side: only meaningful when both share one pinned core
+    const pairRuns: PairRun[] = []
+    const pairs = PAIRS.map(p => ({ base: contenders.list.find(c => c.name === p.base), other: contenders.list.find(c => c.name === p.other) }))
+    const pairRounds = pinned ? opts.rounds : 0
+    for (let round = 1; round <= pairRounds; round++) {
+      for (const { base, other } of pairs) {
+        if (base === undefined || other === undefined) continue
+        await quietGate(ours())
+        const run = await measurePair(round, base, other, opts, ours())
+        pairRuns.push(run)
+        log(`r${round} ${`${base.name} · ${other.name}`.padEnd(28)} ${int(run.baseRps)} · ${int(run.otherRps)} req/s  CPU ${num(run.baseCpuUs)} · ${num(run.otherCpuUs)} µs/req${run.errors > 0 ? `  ERRORS ${run.errors}` : ''}`)
+      }
+    }
+
     await stopAll()
-    const report = render(opts, runs, remeasured, contenders.list, pinned, redisVersion)
+    const report = render(opts, runs, pairRuns, remeasured, contenders.list, pinned, redisVersion)
     process.stdout.write(`\n${report.stdout}\n`)
     const out = resolve(process.cwd(), opts.out)
     mkdirSync(dirname(out), { recursive: true })
@@ -332,13 +376,14 @@ async function check (name: string, port: number, store: string | undefined): Pr
 
 async function load (port: number, connections: number, duration: number): Promise<autocannon.Result> {
   return await new Promise((resolve, reject) => {
-    current = autocannon({
+    const instance = autocannon({
       url: `http://127.0.0.1:${port}/`, connections, duration, timeout: 10, setupClient: forgetRequestsOfClosedConnections
     }, (err: unknown, result) => {
-      current = undefined
+      current.delete(instance)
       if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)))
       else resolve(result)
     })
+    current.add(instance)
   })
 }
 
@@ -376,6 +421,31 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
   }
 }
 
+/**
+ * Both contenders loaded at once, each by its own autocannon with the full connection count, while
+ * both share the gateway's core: each gets about half of it, so each one's CPU per request is
+ * measured over the same stretch of host speed as the other's.
+ */
+async function measurePair (round: number, base: Contender, other: Contender, opts: Options, pids: number[]): Promise<PairRun> {
+  const before = snapshot(pids)
+  const [a, b] = await Promise.all([load(base.port, opts.connections, opts.duration), load(other.port, opts.connections, opts.duration)])
+  const cpu = delta(before, snapshot(pids))
+  const per = (pid: number, requests: number): number | undefined => {
+    const s = cpu.cpuS.get(pid)
+    return s === undefined || requests === 0 ? undefined : s * 1e6 / requests
+  }
+  return {
+    round,
+    base: base.name,
+    other: other.name,
+    baseRps: a.requests.total / cpu.wallS,
+    otherRps: b.requests.total / cpu.wallS,
+    baseCpuUs: per(base.child.pid, a.requests.total),
+    otherCpuUs: per(other.child.pid, b.requests.total),
+    errors: a.errors + a.non2xx + b.errors + b.non2xx
+  }
+}
+
 /** Waits (at most QUIET_WAIT_S) until the CPU not used by the bench is below QUIET_MAX % for 1 s; false when it never was. */
 async function quietGate (pids: number[]): Promise<boolean> {
   for (let waited = 0; ; waited++) {
@@ -402,11 +472,11 @@ function existingSideBySide (file: string): string | undefined {
   return at < 0 ? undefined : text.slice(at + 1).trimEnd()
 }
 
-function render (opts: Options, runs: Run[], remeasured: number, list: Contender[], pinned: boolean, redisVersion: string | undefined): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
+function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: number, list: Contender[], pinned: boolean, redisVersion: string | undefined): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
   const order = list.map(c => c.name)
   const summaries = summarize(order, runs)
   const limiterCosts = costLines(costs(summaries, runs, ['gateway+memory', 'gateway+redis']))
-  const goals = goalLines(summaries)
+  const goals = goalLines(summaries, pairSummaries(pairRuns))
   const table = resultsTable(summaries)
   const bad = runs.filter(r => r.errors + r.non2xx > 0)
   const noisy = runs.filter(r => (r.foreignPct ?? 0) > NOISY)
@@ -414,7 +484,8 @@ function render (opts: Options, runs: Run[], remeasured: number, list: Contender
     ...(bad.length > 0 ? [`**WARNING: ${bad.length} run(s) had socket errors or non-2xx answers** (${bad.map(r => `r${r.round} ${r.contender}: ${r.errors} / ${r.non2xx}`).join('; ')}): their req/s is not a proxying rate.`] : []),
     ...(remeasured > 0 ? [`${remeasured} run(s) disturbed by foreign load were measured again (up to ${RETRIES} more times per run, when the machine had been quiet before; the least disturbed attempt is kept).`] : []),
     ...(noisy.length > 0 ? [`${noisy.length} of the ${runs.length} runs kept still had more than ${NOISY} % of a core of foreign CPU (other work on the machine): ${noisy.map(r => `r${r.round} ${r.contender} ${r.foreignPct?.toFixed(0) ?? ''} %`).join(', ')}.`] : []),
-    ...(redisVersion === undefined ? ['redis-server was not found: gateway+redis was not measured.'] : [])
+    ...(redisVersion === undefined ? ['redis-server was not found: gateway+redis was not measured.'] : []),
+    ...(pairRuns.some(r => r.errors > 0) ? [`**WARNING: side-by-side runs had socket errors or non-2xx answers** (${pairRuns.filter(r => r.errors > 0).map(r => `r${r.round} ${r.base} · ${r.other}: ${r.errors}`).join('; ')}).`] : [])
   ]
   const cpu = cpus()
   const model = cpu[0]?.model.trim() ?? 'unknown CPU'
@@ -480,11 +551,16 @@ function render (opts: Options, runs: Run[], remeasured: number, list: Contender
     '',
     ...goals,
     '',
-    'Ratios of median req/s in this invocation. `forwarder` is the Node floor (no framework; `tools/bench/forwarder.ts`);',
-    '`fast-gateway` is fast-gateway 5 with round robin (`tools/bench/fast-gateway.ts`). When a contender is held back by',
-    'the load side (its CPU % well under 100), compare CPU µs/req instead: the req/s ratio then understates the gap.',
+    'The verdicts come from the side-by-side runs below when the bench could pin (the median over rounds): the two',
+    'contenders of a ratio share CPU 0 at the same time, each under its own autocannon with the same connections,',
+    'and the ratio is of their CPU per request (equivalently, of the requests each serves per CPU second). The host',
+    'of a shared VM changes speed by up to 2× within seconds; run one after the other, two contenders see different',
+    'speeds, run together they see the same. "Run alone" is the ratio of this invocation\'s medians above.',
+    '`forwarder` is the Node floor (no framework; `tools/bench/forwarder.ts`); `fast-gateway` is fast-gateway 5 with',
+    'round robin (`tools/bench/fast-gateway.ts`).',
     ...(warnings.length > 0 ? ['', ...warnings.map(w => `- ${w}`)] : []),
     '',
+    ...(pairRuns.length > 0 ? ['### Side by side', '', pairsTable(pairRuns), ''] : []),
     '### Every run',
     '',
     runsTable(runs),

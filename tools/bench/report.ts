@@ -116,6 +116,50 @@ export function costs (summaries: Summary[], runs: Run[], limiters: string[]): C
   return result
 }
 
+/**
+ * One paired run: two contenders pinned to the same core at the same time, each under its own
+ * load, so whatever the host does to that core's speed it does to both; their CPU per request is
+ * then comparable however much the host drifts between runs.
+ */
+export interface PairRun {
+  round: number
+  /** The yardstick, and the contender measured against it. */
+  base: string
+  other: string
+  baseRps: number
+  otherRps: number
+  baseCpuUs?: number
+  otherCpuUs?: number
+  /** Socket errors, timeouts and non-2xx answers of both loads. */
+  errors: number
+}
+
+export interface PairSummary {
+  base: string
+  other: string
+  /** `other`'s requests per CPU second ÷ `base`'s (base CPU µs/req ÷ other's), one per round. */
+  perRound: number[]
+  /** Their median. */
+  speed: number
+  errors: number
+}
+
+/** The paired runs per pair, in the order the pairs were first run. */
+export function pairSummaries (runs: PairRun[]): PairSummary[] {
+  const result: PairSummary[] = []
+  for (const run of runs) {
+    let s = result.find(x => x.base === run.base && x.other === run.other)
+    if (s === undefined) {
+      s = { base: run.base, other: run.other, perRound: [], speed: Number.NaN, errors: 0 }
+      result.push(s)
+    }
+    s.errors += run.errors
+    if (run.baseCpuUs !== undefined && run.otherCpuUs !== undefined && run.otherCpuUs > 0) s.perRound.push(run.baseCpuUs / run.otherCpuUs)
+  }
+  for (const s of result) s.speed = median(s.perRound)
+  return result
+}
+
 // ---------------------------------------------------------------- formatting
 
 /** 12345.6 → "12 346" (space-grouped, as in ../shared/bench/BASELINE.md). */
@@ -202,5 +246,19 @@ export function runsTable (runs: Run[]): string {
       r.backendsPct === undefined ? '–' : r.backendsPct.toFixed(0),
       r.foreignPct === undefined ? '–' : r.foreignPct.toFixed(0),
       `${r.errors} / ${r.non2xx}`
+    ]))
+}
+
+export function pairsTable (runs: PairRun[]): string {
+  return table(
+    ['round', 'pair', 'req/s', 'CPU µs/req', 'per CPU second, ÷ the first', 'errors'],
+    ['r', 'l', 'r', 'r', 'r', 'r'],
+    runs.map(r => [
+      String(r.round),
+      `${r.base} · ${r.other}`,
+      `${int(r.baseRps)} · ${int(r.otherRps)}`,
+      `${num(r.baseCpuUs)} · ${num(r.otherCpuUs)}`,
+      r.baseCpuUs === undefined || r.otherCpuUs === undefined ? '–' : ratio(r.baseCpuUs / r.otherCpuUs),
+      String(r.errors)
     ]))
 }
