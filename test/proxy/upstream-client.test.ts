@@ -1,11 +1,10 @@
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import t from 'tap'
 import { UpstreamAgent, type ResponseHandler, type UpstreamRequest } from '../../src/proxy/h1/agent.js'
@@ -246,6 +245,23 @@ t.test('failures carry the codes the retry and error paths read', async t => {
 
   const garbage = await rawUpstream(t, socket => { socket.write('HTTP/1.1 2x0 nonsense\r\n\r\n') })
   t.equal((await send(agent, garbage, {})).error?.code, 'UPSTREAM_BAD_RESPONSE')
+  const switching = await rawUpstream(t, socket => { socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n') })
+  const switched = await send(agent, switching, {})
+  t.equal(switched.error?.code, 'UPSTREAM_BAD_RESPONSE', 'a 101 nobody asked for')
+  t.same(switched.heads, [], 'reported to nobody')
+
+  // a second response after the first, unasked: the connection is dropped, not reused
+  let accepted = 0
+  const chatty = await rawUpstream(t, socket => {
+    accepted++
+    socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+    setTimeout(() => { socket.write('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nextra!') }, 50)
+    socket.on('data', () => { socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok') })
+  })
+  t.equal((await send(agent, chatty, {})).body, 'ok')
+  t.equal(await openConnections(agent, chatty, 0), 0, 'dropped once it spoke out of turn')
+  t.equal((await send(agent, chatty, {})).body, 'ok', 'the next request gets a fresh connection')
+  t.equal(accepted, 2)
 
   // TLS to a server that never answers the handshake: the connection is never made
   const silent = await rawUpstream(t, () => {})
@@ -317,16 +333,6 @@ t.test('an upstream keep-alive timeout is honoured: a connection is not reused p
   await send(agent, upstream.origin, {})
   await send(agent, upstream.origin, {})
   t.equal(upstream.connections(), 2, 'timeout=1 leaves no safe time to reuse it (1 s margin)')
-})
-
-t.test('the parser loads without a deprecation warning, with and without --no-deprecation', async t => {
-  const module = fileURLToPath(new URL('../../dist/src/proxy/h1/llhttp.js', import.meta.url))
-  for (const flags of [[], ['--no-deprecation']]) {
-    const run = spawnSync(process.execPath, [...flags, '--input-type=module', '-e',
-      `const { HTTPParser } = await import(${JSON.stringify(module)}); if (typeof HTTPParser !== 'function') process.exit(3)`], { encoding: 'utf8' })
-    t.equal(run.status, 0, `loads (${flags.join(' ') || 'no flags'})`)
-    t.equal(run.stderr, '', `nothing on stderr (${flags.join(' ') || 'no flags'})`)
-  }
 })
 
 t.test('idle connections are closed once the upstream would no longer keep them', async t => {

@@ -1,7 +1,7 @@
 import { isIP, connect as tcpConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import type { Readable } from 'node:stream'
-import { HTTPParser, type OnHeadersComplete, type ResponseParser } from './llhttp.js'
+import { ResponseParser, type ResponseEvents } from './response-parser.js'
 
 /** One request for an upstream: its headers as a flat name, value list, already filtered by the caller. */
 export interface UpstreamRequest {
@@ -56,10 +56,10 @@ const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH'])
 /**
  * One keep-alive HTTP/1.1 connection to an upstream, carrying one request at a time: writes the
  * request (its body streamed with back-pressure, chunked when it has no length), reads the response
- * with Node's llhttp, enforces the connect, headers and body timeouts, and hands the connection back
+ * with its own strict parser (response-parser.ts), enforces the connect, headers and body timeouts, and hands the connection back
  * to its pool when the response ended cleanly. Everything per request lives in fields, not closures.
  */
-export class Connection {
+export class Connection implements ResponseEvents {
   readonly #owner: ConnectionOwner
   readonly #socket: Socket
   readonly #parser: ResponseParser
@@ -78,12 +78,10 @@ export class Connection {
   #requestSent = false
   /** The upstream is not taking the request body as fast as it comes (the socket's buffer is full). */
   #awaitingDrain = false
-  #headOnly = false
   #informational = false
   #responseStarted = false
   #keepAlive = false
   #paused = false
-  #early: string[] | null = null
 
   /** When the connection became idle, and how long the upstream keeps an idle connection. */
   idleSince = 0
@@ -107,13 +105,7 @@ export class Connection {
     socket.on('error', this.#onSocketError)
     socket.once('close', this.#onClose)
 
-    const parser = new HTTPParser()
-    parser.initialize(HTTPParser.RESPONSE, {}, 0, 0)
-    parser[HTTPParser.kOnHeaders] = this.#onEarlyHeaders
-    parser[HTTPParser.kOnHeadersComplete] = this.#onHeadersComplete
-    parser[HTTPParser.kOnBody] = this.#onBody
-    parser[HTTPParser.kOnMessageComplete] = this.#onMessageComplete
-    this.#parser = parser
+    this.#parser = new ResponseParser(this)
   }
 
   /** Sends `request`; the response goes to `handler`. Only on an idle connection. */
@@ -122,7 +114,7 @@ export class Connection {
     this.#request = request
     this.#requestSent = false
     this.#awaitingDrain = false
-    this.#headOnly = request.method === 'HEAD'
+    this.#parser.expect(request.method)
     this.#responseStarted = false
     this.#informational = false
     this.#keepAlive = false
@@ -136,6 +128,8 @@ export class Connection {
   }
 
   destroy (): void {
+    // the rest of a chunk being parsed is not for anyone
+    this.#parser.stop()
     if (this.#gone) return
     this.#socket.destroy()
   }
@@ -237,54 +231,46 @@ export class Connection {
   // the response
 
   readonly #onSocketData = (chunk: Buffer): void => {
-    const result = this.#parser.execute(chunk)
-    if (typeof result !== 'number') {
-      this.#fail(new UpstreamError('UPSTREAM_BAD_RESPONSE', `the upstream's response is not valid HTTP/1.1 (${result.code ?? 'parse error'})`))
+    const error = this.#parser.execute(chunk)
+    if (error !== undefined) {
+      this.#fail(new UpstreamError('UPSTREAM_BAD_RESPONSE', `the upstream's response is not valid HTTP/1.1 (${error.code}: ${error.message})`))
     }
   }
 
-  readonly #onEarlyHeaders = (headers: string[]): void => {
-    this.#early = this.#early === null ? headers : this.#early.concat(headers)
-  }
+  // the parser's events (ResponseEvents)
 
-  readonly #onHeadersComplete: OnHeadersComplete = (_major, _minor, headers, _method, _url, statusCode, _message, upgrade, keepAlive) => {
-    const early = this.#early
-    this.#early = null
-    const raw = headers === undefined ? (early ?? []) : early === null ? headers : early.concat(headers)
+  onHead (statusCode: number, headers: string[], keepAlive: boolean): void {
     const handler = this.#handler
     if (handler === null) {
       // a response nobody asked for: the connection cannot be trusted with another request
       this.destroy()
-      return 1
-    }
-    if (upgrade || statusCode === 101) {
-      // nothing on this path asked to switch protocols (WebSockets go elsewhere)
-      this.#fail(new UpstreamError('UPSTREAM_BAD_RESPONSE', 'the upstream switched protocols unasked'))
-      return 1
+      return
     }
     if (statusCode < 200) {
       this.#informational = true
-      handler.onHeaders(statusCode, raw, this.#resume)
-      return 0
+      handler.onHeaders(statusCode, headers, this.#resume)
+      return
     }
     this.#responseStarted = true
     this.#keepAlive = keepAlive
-    if (keepAlive) this.keepAliveMs = keepAliveHint(raw)
+    if (keepAlive) this.keepAliveMs = keepAliveHint(headers)
     this.#timer?.refresh()
-    if (!handler.onHeaders(statusCode, raw, this.#resume)) this.#pause()
-    return this.#headOnly ? 1 : 0
+    if (!handler.onHeaders(statusCode, headers, this.#resume)) this.#pause()
   }
 
-  readonly #onBody = (chunk: Buffer): void => {
+  onUpgrade (): void {
+    // nothing on this path asked to switch protocols (WebSockets go elsewhere)
+    this.#fail(new UpstreamError('UPSTREAM_BAD_RESPONSE', 'the upstream switched protocols unasked'))
+  }
+
+  onBody (chunk: Buffer): void {
     const handler = this.#handler
     if (handler === null) return
     this.#timer?.refresh()
     if (!handler.onData(chunk)) this.#pause()
   }
 
-  readonly #onMessageComplete = (): void => {
-    // trailers come through kOnHeaders just before this: not relayed, and not the next head's
-    this.#early = null
+  onComplete (): void {
     if (this.#informational) {
       this.#informational = false
       return
@@ -373,7 +359,6 @@ export class Connection {
     clearTimeout(this.#connectTimer)
     clearTimeout(this.#timer)
     this.#fail(new UpstreamError('UPSTREAM_CLOSED', 'the upstream closed the connection before its response ended'))
-    this.#parser.close()
     this.#owner.removed(this)
   }
 
