@@ -204,11 +204,13 @@ async function main (opts: Options): Promise<void> {
   const contendersPlanned = ['direct', ...PEERS.map(p => p.name), 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis', 'gateway+full'])]
   const perRun = opts.duration + 1.5
   const pairsPlanned = PAIRS.filter(p => contendersPlanned.includes(p.base) && contendersPlanned.includes(p.other)).length
-  const runsPlanned = (contendersPlanned.length + pairsPlanned) * opts.rounds
+  // an even number of side-by-side rounds, so each side of a pair starts its load first as often
+  const pairRounds = opts.rounds + (opts.rounds % 2)
+  const runsPlanned = contendersPlanned.length * opts.rounds + pairsPlanned * pairRounds
   const expectedS = 20 + contendersPlanned.length * (opts.warmup + 8) + runsPlanned * perRun
   const limitS = Math.ceil(expectedS + runsPlanned * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
   setTimeout(() => { shutdown(`time limit of ${limitS} s exceeded`, 1).catch(() => process.exit(1)) }, limitS * 1000).unref()
-  log(`${contendersPlanned.length} contenders and ${pairsPlanned} pairs × ${opts.rounds} round(s) × ${opts.duration} s, ${opts.connections} connections, ${opts.warmup} s warm-up each: about ${Math.ceil(expectedS / 60)} min (at most ${Math.ceil(limitS / 60)})`)
+  log(`${contendersPlanned.length} contenders × ${opts.rounds} round(s) and ${pairsPlanned} pairs × ${pairRounds} rounds, ${opts.duration} s each, ${opts.connections} connections, ${opts.warmup} s warm-up each: about ${Math.ceil(expectedS / 60)} min (at most ${Math.ceil(limitS / 60)})`)
   if (redisVersion === undefined) log('WARNING: redis-server not found: gateway+redis is skipped')
 
   const work = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
@@ -253,8 +255,7 @@ async function main (opts: Options): Promise<void> {
     // the goals' ratios again, side by side: only meaningful when both share one pinned core
     const pairRuns: PairRun[] = []
     const pairs = PAIRS.map(p => ({ base: contenders.list.find(c => c.name === p.base), other: contenders.list.find(c => c.name === p.other) }))
-    const pairRounds = pinned ? opts.rounds : 0
-    for (let round = 1; round <= pairRounds; round++) {
+    for (let round = 1; round <= (pinned ? pairRounds : 0); round++) {
       for (const { base, other } of pairs) {
         if (base === undefined || other === undefined) continue
         await quietGate(ours())
@@ -428,7 +429,11 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
  */
 async function measurePair (round: number, base: Contender, other: Contender, opts: Options, pids: number[]): Promise<PairRun> {
   const before = snapshot(pids)
-  const [a, b] = await Promise.all([load(base.port, opts.connections, opts.duration), load(other.port, opts.connections, opts.duration)])
+  // the load started first gets its connections up first: each side goes first every other round
+  const loads = round % 2 === 1
+    ? await Promise.all([load(base.port, opts.connections, opts.duration), load(other.port, opts.connections, opts.duration)])
+    : (await Promise.all([load(other.port, opts.connections, opts.duration), load(base.port, opts.connections, opts.duration)])).reverse()
+  const [a, b] = loads as [autocannon.Result, autocannon.Result]
   const cpu = delta(before, snapshot(pids))
   const per = (pid: number, requests: number): number | undefined => {
     const s = cpu.cpuS.get(pid)
@@ -552,7 +557,8 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
     ...goals,
     '',
     'The verdicts come from the side-by-side runs below when the bench could pin (the median over rounds): the two',
-    'contenders of a ratio share CPU 0 at the same time, each under its own autocannon with the same connections,',
+    'contenders of a ratio share CPU 0 at the same time, each under its own autocannon with the same connections',
+    '(started first in turn, one side in odd rounds, the other in even ones),',
     'and the ratio is of their CPU per request (equivalently, of the requests each serves per CPU second). The host',
     'of a shared VM changes speed by up to 2× within seconds; run one after the other, two contenders see different',
     'speeds, run together they see the same. "Run alone" is the ratio of this invocation\'s medians above.',

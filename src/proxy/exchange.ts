@@ -96,7 +96,8 @@ export class Exchange implements ResponseHandler {
     this.res = res
     this.id = ctx.newRequestId(req.headers['x-request-id'])
     this.#out = ['x-request-id', this.id]
-    res.once('close', this.#onClose)
+    // 'on', not 'once': a response closes once, and a once-wrapper would be one more allocation per request
+    res.on('close', this.#onClose)
   }
 
   get ip (): string {
