@@ -249,15 +249,19 @@ export function runsTable (runs: Run[]): string {
     ]))
 }
 
+/** Share of one core: requests per second × CPU µs per request. */
+const cpuPct = (rps: number, cpuUs: number | undefined): string => cpuUs === undefined ? '–' : (rps * cpuUs / 1e4).toFixed(0)
+
 export function pairsTable (runs: PairRun[]): string {
   return table(
-    ['round', 'pair', 'req/s', 'CPU µs/req', 'per CPU second, ÷ the first', 'errors'],
-    ['r', 'l', 'r', 'r', 'r', 'r'],
+    ['round', 'pair', 'req/s', 'CPU µs/req', 'CPU %', 'per CPU second, ÷ the first', 'errors'],
+    ['r', 'l', 'r', 'r', 'r', 'r', 'r'],
     runs.map(r => [
       String(r.round),
       `${r.base} · ${r.other}`,
       `${int(r.baseRps)} · ${int(r.otherRps)}`,
       `${num(r.baseCpuUs)} · ${num(r.otherCpuUs)}`,
+      `${cpuPct(r.baseRps, r.baseCpuUs)} · ${cpuPct(r.otherRps, r.otherCpuUs)}`,
       r.baseCpuUs === undefined || r.otherCpuUs === undefined ? '–' : ratio(r.baseCpuUs / r.otherCpuUs),
       String(r.errors)
     ]))
