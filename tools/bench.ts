@@ -12,6 +12,7 @@ import {
   type Child
 } from './bench/procs.js'
 import { forgetRequestsOfClosedConnections } from './autocannon-latency.js'
+import { nginxVersion, startNginxBackends } from './bench/nginx.js'
 import {
   costLines, costs, int, ms, num, pairSummaries, pairsTable, resultsTable, runsTable, summarize, type PairRun, type PairSummary, type Run, type Summary
 } from './bench/report.js'
@@ -37,7 +38,7 @@ interface Contender {
   name: string
   what: string
   port: number
-  /** The process whose CPU is this contender's (the gateway; the backends for `direct`). */
+  /** The process whose CPU is this contender's (the gateway; backend 1 for `direct`). */
   child: Child
 }
 
@@ -201,6 +202,8 @@ async function main (opts: Options): Promise<void> {
     : 'pinning: NOT used (needs Linux, taskset and 2+ CPUs): numbers float and are not comparable with pinned runs')
 
   const redisVersion = versionOf('redis-server', ['--version'], /v=(\S+)/)
+  const nginx = nginxVersion()
+  if (nginx === undefined) log('nginx not found: the backends are Node servers (apt-get install nginx for the lighter backends the figures in docs/benchmarks.md use)')
   const contendersPlanned = ['direct', ...PEERS.map(p => p.name), 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis', 'gateway+full'])]
   const perRun = opts.duration + 1.5
   const pairsPlanned = PAIRS.filter(p => contendersPlanned.includes(p.base) && contendersPlanned.includes(p.other)).length
@@ -216,7 +219,7 @@ async function main (opts: Options): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
   workDir = work
   try {
-    const contenders = await startAll(opts, server, backendsScript, work, gatewayCpus, sideCpus, redisVersion !== undefined)
+    const contenders = await startAll(opts, server, backendsScript, work, gatewayCpus, sideCpus, redisVersion !== undefined, nginx)
     const ours = (): number[] => [process.pid, ...contenders.all.map(c => c.pid)]
 
     for (const c of contenders.list) {
@@ -266,7 +269,7 @@ async function main (opts: Options): Promise<void> {
     }
 
     await stopAll()
-    const report = render(opts, runs, pairRuns, remeasured, contenders.list, pinned, redisVersion)
+    const report = render(opts, runs, pairRuns, remeasured, contenders.list, pinned, redisVersion, nginx)
     process.stdout.write(`\n${report.stdout}\n`)
     const out = resolve(process.cwd(), opts.out)
     mkdirSync(dirname(out), { recursive: true })
@@ -283,14 +286,24 @@ function removeWorkDir (): void {
   workDir = undefined
 }
 
-interface Started { list: Contender[], all: Child[], backends: Child, redis: Child | undefined }
+interface Started { list: Contender[], all: Child[], backends: Child[], redis: Child | undefined }
 
 async function startAll (opts: Options, server: string, backendsScript: string, work: string,
-  gatewayCpus: string | undefined, sideCpus: string | undefined, withRedis: boolean): Promise<Started> {
-  const backends = start('backends', process.execPath, [backendsScript, '3'], { cpus: sideCpus })
-  const { ports } = JSON.parse(await firstLine(backends, 10_000)) as { ports: number[] }
-  const all: Child[] = [backends]
-  const list: Contender[] = [{ name: 'direct', what: `autocannon straight at backend 1 (${ports[0] ?? '?'}); no gateway`, port: ports[0] as number, child: backends }]
+  gatewayCpus: string | undefined, sideCpus: string | undefined, withRedis: boolean, nginx: string | undefined): Promise<Started> {
+  let ports: number[]
+  let backends: Child[]
+  if (nginx !== undefined) {
+    ({ ports, children: backends } = await startNginxBackends(3, work, sideCpus, [6379]))
+    for (const [i, port] of ports.entries()) {
+      await waitFor(backends[i] as Child, 'answering GET /', 10_000, async () => (await get(port, '/')).status === 200)
+    }
+  } else {
+    const node = start('backends', process.execPath, [backendsScript, '3'], { cpus: sideCpus })
+    ports = (JSON.parse(await firstLine(node, 10_000)) as { ports: number[] }).ports
+    backends = [node]
+  }
+  const all: Child[] = [...backends]
+  const list: Contender[] = [{ name: 'direct', what: `autocannon straight at backend 1 (${ports[0] ?? '?'}); no gateway`, port: ports[0] as number, child: backends[0] as Child }]
   const upstreams = ports.map(p => `http://127.0.0.1:${p}`).join(',')
 
   for (const peer of PEERS) {
@@ -388,7 +401,7 @@ async function load (port: number, connections: number, duration: number): Promi
   })
 }
 
-async function measure (round: number, c: Contender, opts: Options, pids: number[], backends: Child, redis: Child | undefined): Promise<Run> {
+async function measure (round: number, c: Contender, opts: Options, pids: number[], backends: Child[], redis: Child | undefined): Promise<Run> {
   const before = snapshot(pids)
   const result = await load(c.port, opts.connections, opts.duration)
   const cpu = delta(before, snapshot(pids))
@@ -417,7 +430,7 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
     cpuPct: pct(c.child.pid),
     redisUs: c.name === 'gateway+redis' || c.name === 'gateway+full' ? per(redis?.pid) : undefined,
     loadPct: pct(process.pid),
-    backendsPct: pct(backends.pid),
+    backendsPct: backends.reduce((sum, b) => sum + (pct(b.pid) ?? 0), 0),
     foreignPct: cpu.foreignPct
   }
 }
@@ -477,7 +490,8 @@ function existingSideBySide (file: string): string | undefined {
   return at < 0 ? undefined : text.slice(at + 1).trimEnd()
 }
 
-function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: number, list: Contender[], pinned: boolean, redisVersion: string | undefined): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
+function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: number, list: Contender[], pinned: boolean,
+  redisVersion: string | undefined, nginx: string | undefined): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
   const order = list.map(c => c.name)
   const summaries = summarize(order, runs)
   const limiterCosts = costLines(costs(summaries, runs, ['gateway+memory', 'gateway+redis']))
@@ -496,7 +510,7 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
   const model = cpu[0]?.model.trim() ?? 'unknown CPU'
   const settings = `${opts.connections} connections, ${opts.duration} s per run, ${opts.rounds} interleaved round(s), ${opts.warmup} s warm-up per contender${opts.quick ? ' (--quick: a smoke run, not a measurement)' : ''}`
   const pinning = pinned
-    ? 'each gateway alone on CPU 0 (all its threads, `taskset -c 0`); the load generator (the bench process, `taskset -a -cp 1`), the backends process and redis-server on CPU 1, as in ../shared/bench'
+    ? 'each gateway alone on CPU 0 (all its threads, `taskset -c 0`); the load generator (the bench process, `taskset -a -cp 1`), the backends and redis-server on CPU 1, as in ../shared/bench'
     : '**none** (needs Linux, taskset and 2+ CPUs): processes float and numbers are not comparable with pinned runs'
 
   const stdout = [
@@ -521,7 +535,7 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
     '## Machine',
     '',
     `- CPU: ${model}, ${cpu.length} logical CPUs; ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `- ${osType()} ${release()}; Node ${process.version}; autocannon ${autocannonVersion()}${redisVersion === undefined ? '' : `; Redis ${redisVersion}`}`,
+    `- ${osType()} ${release()}; Node ${process.version}; autocannon ${autocannonVersion()}${redisVersion === undefined ? '' : `; Redis ${redisVersion}`}${nginx === undefined ? '' : `; nginx ${nginx}`}`,
     '',
     '## Method',
     '',
@@ -530,7 +544,9 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
     '- Gateways: the built entry `node dist/src/server.js` as child processes, one per contender, all started before',
     '  the first run; `UPSTREAMS` = 3 backends (round robin), `LOG_LEVEL=warn`, `RATE_LIMIT_MAX=100000000`',
     '  (the maximum: nothing is refused), `HEALTH_CHECK_INTERVAL=5s`, started from an empty directory (no `.env`).',
-    '- Backends: 3 minimal Node HTTP servers (200 "ok" + `x-served-by`, also on `/health`) in one child process.',
+    nginx === undefined
+      ? '- Backends: 3 minimal Node HTTP servers (200 "ok" + `x-served-by`, also on `/health`) in one child process (nginx was not installed).'
+      : '- Backends: 3 nginx processes (`master_process off`: one process each), every path answered 200 "ok" + `x-served-by` (`tools/bench/nginx.ts`).',
     '  Redis: a private `redis-server --save \'\' --appendonly no` on a free port (never 6379).',
     `- Pinning: ${pinning}.`,
     `- Load: autocannon (programmatic, in the bench process), ${settings}: round 1 runs every contender`,
@@ -573,7 +589,7 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
     '',
     runsTable(runs),
     '',
-    'load % = the load generator\'s CPU, backends % = the backends process\'s, foreign % = CPU busy on the machine',
+    'load % = the load generator\'s CPU, backends % = the backends\' processes\', foreign % = CPU busy on the machine',
     'outside the bench\'s processes (other work, and kernel time not charged to a process); all in % of one core.',
     '',
     '## How to read it / noise',
