@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import {
   canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, readerPipe, redisPing, snapshot, start, stopAll, waitFor,
-  type Child
+  type Child, type CpuDelta
 } from './bench/procs.js'
 import { forgetRequestsOfClosedConnections } from './autocannon-latency.js'
 import { nginxVersion, startNginxBackends } from './bench/nginx.js'
@@ -409,10 +409,7 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
   // a closed loop never has more requests in flight than connections: more means the latencies are miscounted
   const inFlight = requests / cpu.wallS * result.latency.average / 1000
   if (inFlight > opts.connections * 1.1) log(`${c.name}: req/s × mean latency = ${inFlight.toFixed(0)} requests in flight with ${opts.connections} connections: its latencies are suspect`)
-  const per = (pid: number | undefined): number | undefined => {
-    const s = pid === undefined ? undefined : cpu.cpuS.get(pid)
-    return s === undefined || requests === 0 ? undefined : s * 1e6 / requests
-  }
+  const per = (pid: number | undefined): number | undefined => cpuPerRequest(cpu, pid, requests)
   const pct = (pid: number): number | undefined => {
     const s = cpu.cpuS.get(pid)
     return s === undefined ? undefined : s / cpu.wallS * 100
@@ -435,6 +432,12 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
   }
 }
 
+/** µs of `pid`'s CPU per request over the window of `cpu`; undefined when unknown or nothing was served. */
+function cpuPerRequest (cpu: CpuDelta, pid: number | undefined, requests: number): number | undefined {
+  const s = pid === undefined ? undefined : cpu.cpuS.get(pid)
+  return s === undefined || requests === 0 ? undefined : s * 1e6 / requests
+}
+
 /**
  * Both contenders loaded at once, each by its own autocannon with the full connection count, while
  * both share the gateway's core: each gets about half of it, so each one's CPU per request is
@@ -448,18 +451,14 @@ async function measurePair (round: number, base: Contender, other: Contender, op
     : (await Promise.all([load(other.port, opts.connections, opts.duration), load(base.port, opts.connections, opts.duration)])).reverse()
   const [a, b] = loads as [autocannon.Result, autocannon.Result]
   const cpu = delta(before, snapshot(pids))
-  const per = (pid: number, requests: number): number | undefined => {
-    const s = cpu.cpuS.get(pid)
-    return s === undefined || requests === 0 ? undefined : s * 1e6 / requests
-  }
   return {
     round,
     base: base.name,
     other: other.name,
     baseRps: a.requests.total / cpu.wallS,
     otherRps: b.requests.total / cpu.wallS,
-    baseCpuUs: per(base.child.pid, a.requests.total),
-    otherCpuUs: per(other.child.pid, b.requests.total),
+    baseCpuUs: cpuPerRequest(cpu, base.child.pid, a.requests.total),
+    otherCpuUs: cpuPerRequest(cpu, other.child.pid, b.requests.total),
     errors: a.errors + a.non2xx + b.errors + b.non2xx
   }
 }

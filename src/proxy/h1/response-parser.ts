@@ -47,8 +47,8 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
  * obs-fold, no control characters), frames the body (RFC 9112 §6.3: no body for HEAD, 1xx, 204
  * and 304; chunked; content-length; else until the connection closes) and hands body bytes on as
  * slices of the chunks it was given. It refuses what llhttp, Node's own parser, refuses in a
- * response (`test/proxy/response-parser.test.ts` holds them side by side), at about a third of
- * the cost of reaching llhttp through Node's internal binding (docs/benchmarks.md).
+ * response (`test/proxy/response-parser.test.ts` holds them side by side), for less than llhttp
+ * costs through Node's internal binding (1.2–1.8 against 2.1–2.8 µs per response; docs/benchmarks.md).
  */
 export class ResponseParser {
   readonly #events: ResponseEvents
@@ -61,6 +61,8 @@ export class ResponseParser {
   #line = ''
   /** The final response to come answers a HEAD: it has no body whatever its headers say. */
   #headOnly = false
+  /** Why the parser stopped, once it failed. */
+  #error: ResponseParseError | undefined
 
   constructor (events: ResponseEvents) {
     this.#events = events
@@ -110,8 +112,6 @@ export class ResponseParser {
   stop (): void {
     this.#state = State.Stopped
   }
-
-  #error: ResponseParseError | undefined
 
   #fail (code: string, message: string): ResponseParseError {
     this.#state = State.Stopped
