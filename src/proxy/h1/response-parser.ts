@@ -169,8 +169,8 @@ export class ResponseParser {
     let connection: string | undefined
     for (let at = eol + 2; at < head.length; at = eol + 2) {
       eol = head.indexOf('\r\n', at)
-      const colon = head.indexOf(':', at)
-      if (colon <= at || colon > eol || !isToken(head, at, colon)) {
+      const colon = fieldColon(head, at, eol)
+      if (colon === -1) {
         this.#fail('INVALID_HEADER', 'a header line is not a token name, a colon and a value (or it is folded)')
         return false
       }
@@ -318,6 +318,12 @@ export class ResponseParser {
   }
 }
 
+/** Where the colon of the field line `s[at..eol)` is, after a token name; -1 when the line is no `token: value`. */
+function fieldColon (s: string, at: number, eol: number): number {
+  const colon = s.indexOf(':', at)
+  return colon <= at || colon > eol || !isToken(s, at, colon) ? -1 : colon
+}
+
 function isToken (s: string, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i)
@@ -350,8 +356,7 @@ function hasToken (list: string | undefined, token: string): boolean {
 /** Every line of a trailer section (CRLF-separated, CRLF-terminated) is `token: value`. */
 function validTrailers (section: string): boolean {
   for (let at = 0, eol = section.indexOf('\r\n'); eol !== -1; at = eol + 2, eol = section.indexOf('\r\n', at)) {
-    const colon = section.indexOf(':', at)
-    if (colon <= at || colon > eol || !isToken(section, at, colon)) return false
+    if (fieldColon(section, at, eol) === -1) return false
   }
   return true
 }
