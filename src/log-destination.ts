@@ -1,5 +1,6 @@
 import { constants, fstatSync, openSync, writeSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { LineBytes } from './access-log.js'
 
 /** pino's stream contract, as far as the gateway uses it. */
 export interface LogDestination {
@@ -70,9 +71,9 @@ function reopenNonBlocking (fd: number): number | undefined {
  * encoding the rope at the end of each turn, cost about a tenth of the throughput with the access
  * log on (docs/benchmarks.md).
  */
-class Batched implements LogDestination {
+class Batched implements LogDestination, LineBytes {
   readonly #out: Output
-  readonly #batch = Buffer.allocUnsafeSlow(BATCH_BYTES)
+  readonly batch = Buffer.allocUnsafeSlow(BATCH_BYTES)
   #length = 0
   #scheduled = false
 
@@ -82,22 +83,32 @@ class Batched implements LogDestination {
 
   write (line: string): boolean {
     // a line of n UTF-16 code units takes at most 3n bytes
-    const most = line.length * 3
-    if (most > this.#batch.length - this.#length) {
-      this.#handOn()
-      if (most > this.#batch.length) {
-        // longer than a batch (a long error stack): on its own
-        this.#out.write(Buffer.from(line))
-        return true
-      }
+    const at = this.reserve(line.length * 3)
+    if (at < 0) {
+      // longer than a batch (a long error stack): on its own
+      this.#out.write(Buffer.from(line))
+      return true
     }
-    this.#length += this.#batch.write(line, this.#length)
+    this.commit(at + this.batch.write(line, at))
+    return true
+  }
+
+  reserve (most: number): number {
+    if (most > this.batch.length) {
+      this.#handOn()
+      return -1
+    }
+    if (most > this.batch.length - this.#length) this.#handOn()
+    return this.#length
+  }
+
+  commit (end: number): void {
+    this.#length = end
     if (!this.#scheduled) {
       this.#scheduled = true
       // at exit the process's 'exit' handler flushes (flushSync): the timer need not hold it open
       setTimeout(this.#flushDue, FLUSH_MS).unref()
     }
-    return true
   }
 
   flushSync (): void {
@@ -114,7 +125,7 @@ class Batched implements LogDestination {
     const length = this.#length
     if (length === 0) return
     this.#length = 0
-    this.#out.write(this.#batch.subarray(0, length))
+    this.#out.write(this.batch.subarray(0, length))
   }
 
   readonly #flushDue = (): void => {

@@ -1,4 +1,7 @@
 import t from 'tap'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
@@ -8,6 +11,7 @@ import { pino } from 'pino'
 import { AccessLog, type AccessEntry } from '../../src/access-log.js'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/index.js'
+import { logDestination } from '../../src/log-destination.js'
 import { startBackends } from '../helpers/backends.js'
 import { upstreamsEnv } from '../helpers/gateway.js'
 import { waitFor } from '../helpers/wait.js'
@@ -153,6 +157,55 @@ t.test('the access line is byte for byte what pino writes for the same fields, e
   access!.write({ ...entries[0]!, path: '/lone\ud800surrogate' })
   t.equal((JSON.parse(captured[0] as string) as { path: string }).path, '/lone\ud800surrogate', 'well-formed JSON even for a lone surrogate (pino writes it raw)')
   t.equal(AccessLog.of(Fastify({ logger: false }).log), undefined, 'none for Fastify\'s logger: false')
+})
+
+t.test('into the gateway\'s log destination the line is written as bytes, still byte for byte what pino writes', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-access-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const file = join(dir, 'access.log')
+  const fd = openSync(file, 'w')
+  t.teardown(() => { closeSync(fd) })
+  const destination = logDestination(fd)
+  // counts the lines that reach the destination as strings: pino's own, and the access lines the byte path leaves to the template
+  let strings = 0
+  const write = destination.write.bind(destination)
+  destination.write = (line: string) => { strings++; return write(line) }
+  const log = pino({ level: 'info' }, destination)
+  const access = AccessLog.of(log)!
+  const base: AccessEntry = { reqId: '0f8fad5b-d9cb-469f-a165-70867728950e', method: 'GET', path: '/orders/42', status: 200, upstream: 'b52e7b55edbb', durationMs: 1.234, clientIp: '127.0.0.1', limited: false, retried: 0 }
+  const asBytes: AccessEntry[] = [
+    base,
+    { ...base, method: 'DELETE', status: 429, upstream: null, limited: true, durationMs: 0 },
+    { ...base, status: 502, retried: 12, durationMs: 30000.5, clientIp: '2001:db8::1' },
+    { ...base, path: `/${'p'.repeat(1023)}...`, durationMs: Number.NaN },
+    { ...base, durationMs: Number.POSITIVE_INFINITY },
+    ...[0.001, 0.01, 0.042, 0.1, 0.5, 1, 1.05, 1.005, 10, 99.999, 123456.789, 2147483.647].map(durationMs => ({ ...base, durationMs }))
+  ]
+  const asStrings: AccessEntry[] = [
+    { ...base, reqId: 'quote"back\\slash' },
+    { ...base, path: '/caf\u00e9' },
+    { ...base, clientIp: 'tab\tip' },
+    // numbers the bytes are not written for by hand: JavaScript's own printing decides
+    { ...base, durationMs: 1.23456 },
+    { ...base, durationMs: -1 },
+    { ...base, durationMs: 1e22 }
+  ]
+  for (const entry of [...asBytes, ...asStrings]) {
+    log.info(entry, 'request')
+    const before = strings
+    access.write(entry)
+    t.equal(strings - before, asBytes.includes(entry) ? 0 : 1, `${asBytes.includes(entry) ? 'bytes' : 'a string'} for ${JSON.stringify(entry)}`)
+  }
+  destination.flushSync()
+  const lines = readFileSync(file, 'utf8').split('\n')
+  t.equal(lines.length, 2 * (asBytes.length + asStrings.length) + 1, 'one line each, then the final newline')
+  const withoutTime = (line: string): string => line.replace(/"time":\d+/, '"time":0')
+  for (let i = 0; i < asBytes.length + asStrings.length; i++) {
+    t.equal(withoutTime(lines[2 * i + 1] as string), withoutTime(lines[2 * i] as string), `entry ${i}`)
+    const pinoTime = (JSON.parse(lines[2 * i] as string) as { time: number }).time
+    const accessTime = (JSON.parse(lines[2 * i + 1] as string) as { time: number }).time
+    t.ok(accessTime >= pinoTime && accessTime - pinoTime < 1000, `entry ${i}: the time of its write`)
+  }
 })
 
 t.test('the gateway writes its access lines without pino\'s serialiser when its logger has a destination', async t => {
