@@ -6,6 +6,11 @@ import { spawnServer, type Spawned } from './helpers/process.js'
 import { freePort, startRedis } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
+// every test here starts a primary and two or more workers (Node processes of ~1.5 s start-up each
+// on a slow, busy core), and one lets five workers die in turn: more than the suite's 60 s per file
+// when the rest of the suite runs beside it
+t.setTimeout(180_000)
+
 // WORKERS=N: the built entry forks N workers on one port (node:cluster), sharing Redis.
 
 interface AccessLine { msg: string, pid: number, status: number }
