@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import {
-  canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, readerPipe, redisPing, snapshot, start, stopAll, waitFor,
+  canPin, delta, firstLine, freePort, get, killAllNow, pinSelf, processTree, readerPipe, redisPing, snapshot, start, stopAll, waitFor,
   type Child, type CpuDelta
 } from './bench/procs.js'
 import { forgetRequestsOfClosedConnections } from './autocannon-latency.js'
@@ -40,6 +40,10 @@ interface Contender {
   port: number
   /** The process whose CPU is this contender's (the gateway; backend 1 for `direct`). */
   child: Child
+  /** Every process whose CPU is this contender's: `child`, and a cluster primary's workers. */
+  pids: number[]
+  /** Measured only side by side (PAIRS), not in the rounds alone. */
+  pairOnly?: boolean
 }
 
 /** Other Node proxies measured beside Sluice: built scripts under dist/tools/bench/, given PORT, HOST and UPSTREAMS. */
@@ -49,6 +53,9 @@ const PEERS = [
   { name: 'raw-forwarder', script: 'raw-forwarder.js', what: 'the floor without undici: `forwarder`\'s client side, upstream keep-alive sockets read by Node\'s own llhttp binding; bodiless requests only, no timeouts (`tools/bench/raw-forwarder.ts`)' }
 ] as const
 
+/** The full pipeline with `WORKERS=2`, its primary and both workers on the gateway's one core. */
+const WORKERS_2 = 'gateway+full×2'
+
 /**
  * The ratios the performance issue sets goals for, each measured again side by side: both
  * contenders on the gateway's core at once, each under its own load (`measurePair`).
@@ -56,7 +63,8 @@ const PEERS = [
 const PAIRS = [
   { base: 'forwarder', other: 'gateway+full' },
   { base: 'fast-gateway', other: 'gateway+full' },
-  { base: 'gateway', other: 'gateway+redis' }
+  { base: 'gateway', other: 'gateway+redis' },
+  { base: 'gateway+full', other: WORKERS_2 }
 ] as const
 
 /**
@@ -95,6 +103,11 @@ function goalLines (summaries: Summary[], pairs: PairSummary[]): string[] {
       ? `of req/s (goal ≤ 10 %: ${cost <= 0.1 ? 'met' : 'not met'})`
       : `of the requests per CPU second side by side${rounds(side, x => `${((1 - x) * 100).toFixed(1)} %`)} (goal ≤ 10 %: ${cost <= 0.1 ? 'met' : 'not met'}); run alone: ${(alone * 100).toFixed(1)} % of req/s`
     lines.push(`- Redis limiter cost: **${(cost * 100).toFixed(1)} %** ${how}`)
+  }
+  const workers = paired('gateway+full', WORKERS_2)
+  if (workers !== undefined) {
+    lines.push(`- WORKERS=2 ÷ WORKERS=1, the full pipeline, both on one core: **${workers.speed.toFixed(2)}×** the requests per CPU second side by side${rounds(workers, x => x.toFixed(2))} ` +
+      '(the scaling goal needs a core per worker and more for the load: this measures what a second worker adds to the work per request, whose absence scaling up to the cores rests on; how to run the scaling benchmark on a bigger box: the section "Scaling out across cores")')
   }
   const forwarder = of('forwarder')
   const raw = of('raw-forwarder')
@@ -205,12 +218,14 @@ async function main (opts: Options): Promise<void> {
   const nginx = nginxVersion()
   if (nginx === undefined) log('nginx not found: the backends are Node servers (apt-get install nginx for the lighter backends the figures in docs/benchmarks.md use)')
   const contendersPlanned = ['direct', ...PEERS.map(p => p.name), 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis', 'gateway+full'])]
+  const pairOnlyPlanned: string[] = redisVersion === undefined ? [] : [WORKERS_2]
   const perRun = opts.duration + 1.5
-  const pairsPlanned = PAIRS.filter(p => contendersPlanned.includes(p.base) && contendersPlanned.includes(p.other)).length
+  const startedPlanned = [...contendersPlanned, ...pairOnlyPlanned]
+  const pairsPlanned = PAIRS.filter(p => startedPlanned.includes(p.base) && startedPlanned.includes(p.other)).length
   // an even number of side-by-side rounds, so each side of a pair starts its load first as often
   const pairRounds = opts.rounds + (opts.rounds % 2)
   const runsPlanned = contendersPlanned.length * opts.rounds + pairsPlanned * pairRounds
-  const expectedS = 20 + contendersPlanned.length * (opts.warmup + 8) + runsPlanned * perRun
+  const expectedS = 20 + (startedPlanned.length + pairOnlyPlanned.length) * (opts.warmup + 8) + runsPlanned * perRun
   const limitS = Math.ceil(expectedS + runsPlanned * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
   setTimeout(() => { shutdown(`time limit of ${limitS} s exceeded`, 1).catch(() => process.exit(1)) }, limitS * 1000).unref()
   log(`${contendersPlanned.length} contenders × ${opts.rounds} round(s) and ${pairsPlanned} pairs × ${pairRounds} rounds, ${opts.duration} s each, ${opts.connections} connections, ${opts.warmup} s warm-up each: about ${Math.ceil(expectedS / 60)} min (at most ${Math.ceil(limitS / 60)})`)
@@ -220,12 +235,14 @@ async function main (opts: Options): Promise<void> {
   workDir = work
   try {
     const contenders = await startAll(opts, server, backendsScript, work, gatewayCpus, sideCpus, redisVersion !== undefined, nginx)
-    const ours = (): number[] => [process.pid, ...contenders.all.map(c => c.pid)]
+    const ours = (): number[] => [process.pid, ...contenders.all.map(c => c.pid), ...contenders.list.flatMap(c => c.pids)]
 
     for (const c of contenders.list) {
       if (opts.warmup > 0) {
-        log(`warm-up ${c.name} (${opts.warmup} s, not recorded)`)
-        await load(c.port, opts.connections, opts.warmup)
+        // a cluster's workers (its processes but the primary) share the load: each gets as much warm-up as a lone gateway
+        const seconds = opts.warmup * Math.max(1, c.pids.length - 1)
+        log(`warm-up ${c.name} (${seconds} s, not recorded)`)
+        await load(c.port, opts.connections, seconds)
       }
     }
 
@@ -233,6 +250,7 @@ async function main (opts: Options): Promise<void> {
     let remeasured = 0
     for (let round = 1; round <= opts.rounds; round++) {
       for (const c of contenders.list) {
+        if (c.pairOnly === true) continue
         // A run disturbed by foreign load that started on a quiet machine is measured again (at
         // most RETRIES times); the least disturbed attempt is kept (cf. ../shared/bench/compare.sh).
         let kept: Run | undefined
@@ -303,7 +321,7 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
     backends = [node]
   }
   const all: Child[] = [...backends]
-  const list: Contender[] = [{ name: 'direct', what: `autocannon straight at backend 1 (${ports[0] ?? '?'}); no gateway`, port: ports[0] as number, child: backends[0] as Child }]
+  const list: Contender[] = [{ name: 'direct', what: `autocannon straight at backend 1 (${ports[0] ?? '?'}); no gateway`, port: ports[0] as number, child: backends[0] as Child, pids: [(backends[0] as Child).pid] }]
   const upstreams = ports.map(p => `http://127.0.0.1:${p}`).join(',')
 
   for (const peer of PEERS) {
@@ -314,7 +332,7 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
     all.push(child)
     await waitFor(child, 'answering GET /', 15_000, async () => (await get(port, '/')).status === 200)
     await check(peer.name, port, undefined)
-    list.push({ name: peer.name, what: peer.what, port, child })
+    list.push({ name: peer.name, what: peer.what, port, child, pids: [child.pid] })
   }
 
   let redis: Child | undefined
@@ -340,7 +358,7 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
     HEALTH_CHECK_INTERVAL: '5s',
     SHUTDOWN_TIMEOUT: '2s'
   }
-  const gateways: Array<{ name: string, what: string, env: NodeJS.ProcessEnv, store?: string, log?: boolean }> = [
+  const gateways: Array<{ name: string, what: string, env: NodeJS.ProcessEnv, store?: string, log?: boolean, pairOnly?: boolean }> = [
     { name: 'gateway', what: 'the gateway, `RATE_LIMIT=off` (no limiter in the pipeline)', env: { RATE_LIMIT: 'off' } },
     { name: 'gateway+memory', what: 'the gateway, limiter on, in-memory store (no `REDIS_URL`)', env: { RATE_LIMIT: 'on' }, store: 'memory' }
   ]
@@ -352,6 +370,14 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
       env: { RATE_LIMIT: 'on', REDIS_URL: `redis://127.0.0.1:${redisPort}`, LOG_LEVEL: 'info' },
       store: 'redis',
       log: true
+    })
+    gateways.push({
+      name: WORKERS_2,
+      what: '`gateway+full` with `WORKERS=2`: the cluster primary and both workers on the gateway\'s core; its CPU is the three processes\'. Measured side by side with `gateway+full` only',
+      env: { RATE_LIMIT: 'on', REDIS_URL: `redis://127.0.0.1:${redisPort}`, LOG_LEVEL: 'info', WORKERS: '2' },
+      store: 'redis',
+      log: true,
+      pairOnly: true
     })
   }
   for (const g of gateways) {
@@ -365,7 +391,10 @@ async function startAll (opts: Options, server: string, backendsScript: string, 
     all.push(child)
     await waitFor(child, 'ready /readyz', 15_000, async () => (await get(port, '/readyz')).status === 200)
     await check(g.name, port, g.store)
-    list.push({ name: g.name, what: g.what, port, child })
+    // a cluster primary forks its workers before either answers: all there once one has
+    const pids = processTree(child.pid)
+    if (g.env.WORKERS !== undefined && pids.length !== 1 + Number(g.env.WORKERS)) throw new Error(`${g.name}: ${pids.length - 1} worker processes, expected ${g.env.WORKERS}`)
+    list.push({ name: g.name, what: g.what, port, child, pids, pairOnly: g.pairOnly })
   }
   log(`started: backends ${ports.join(', ')}; ${list.slice(1).map(c => `${c.name} :${c.port}`).join(', ')}${redisPort === undefined ? '' : `; redis :${redisPort}`}`)
   return { list, all, backends, redis }
@@ -409,9 +438,9 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
   // a closed loop never has more requests in flight than connections: more means the latencies are miscounted
   const inFlight = requests / cpu.wallS * result.latency.average / 1000
   if (inFlight > opts.connections * 1.1) log(`${c.name}: req/s × mean latency = ${inFlight.toFixed(0)} requests in flight with ${opts.connections} connections: its latencies are suspect`)
-  const per = (pid: number | undefined): number | undefined => cpuPerRequest(cpu, pid, requests)
-  const pct = (pid: number): number | undefined => {
-    const s = cpu.cpuS.get(pid)
+  const per = (pids: readonly number[]): number | undefined => cpuPerRequest(cpu, pids, requests)
+  const pct = (pids: readonly number[]): number | undefined => {
+    const s = cpuSeconds(cpu, pids)
     return s === undefined ? undefined : s / cpu.wallS * 100
   }
   return {
@@ -423,18 +452,29 @@ async function measure (round: number, c: Contender, opts: Options, pids: number
     p99: result.latency.p99,
     errors: result.errors,
     non2xx: result.non2xx,
-    cpuUs: per(c.child.pid),
-    cpuPct: pct(c.child.pid),
-    redisUs: c.name === 'gateway+redis' || c.name === 'gateway+full' ? per(redis?.pid) : undefined,
-    loadPct: pct(process.pid),
-    backendsPct: backends.reduce((sum, b) => sum + (pct(b.pid) ?? 0), 0),
+    cpuUs: per(c.pids),
+    cpuPct: pct(c.pids),
+    redisUs: redis !== undefined && (c.name === 'gateway+redis' || c.name === 'gateway+full') ? per([redis.pid]) : undefined,
+    loadPct: pct([process.pid]),
+    backendsPct: backends.reduce((sum, b) => sum + (pct([b.pid]) ?? 0), 0),
     foreignPct: cpu.foreignPct
   }
 }
 
-/** µs of `pid`'s CPU per request over the window of `cpu`; undefined when unknown or nothing was served. */
-function cpuPerRequest (cpu: CpuDelta, pid: number | undefined, requests: number): number | undefined {
-  const s = pid === undefined ? undefined : cpu.cpuS.get(pid)
+/** CPU seconds of the processes `pids` together over the window of `cpu`; undefined when one is unknown. */
+function cpuSeconds (cpu: CpuDelta, pids: readonly number[]): number | undefined {
+  let sum = 0
+  for (const pid of pids) {
+    const s = cpu.cpuS.get(pid)
+    if (s === undefined) return undefined
+    sum += s
+  }
+  return sum
+}
+
+/** µs of the CPU of `pids` per request over the window of `cpu`; undefined when unknown or nothing was served. */
+function cpuPerRequest (cpu: CpuDelta, pids: readonly number[], requests: number): number | undefined {
+  const s = cpuSeconds(cpu, pids)
   return s === undefined || requests === 0 ? undefined : s * 1e6 / requests
 }
 
@@ -457,8 +497,8 @@ async function measurePair (round: number, base: Contender, other: Contender, op
     other: other.name,
     baseRps: a.requests.total / cpu.wallS,
     otherRps: b.requests.total / cpu.wallS,
-    baseCpuUs: cpuPerRequest(cpu, base.child.pid, a.requests.total),
-    otherCpuUs: cpuPerRequest(cpu, other.child.pid, b.requests.total),
+    baseCpuUs: cpuPerRequest(cpu, base.pids, a.requests.total),
+    otherCpuUs: cpuPerRequest(cpu, other.pids, b.requests.total),
     errors: a.errors + a.non2xx + b.errors + b.non2xx
   }
 }
@@ -491,7 +531,8 @@ function existingSideBySide (file: string): string | undefined {
 
 function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: number, list: Contender[], pinned: boolean,
   redisVersion: string | undefined, nginx: string | undefined): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
-  const order = list.map(c => c.name)
+  // a contender measured only side by side has no row of its own
+  const order = list.filter(c => c.pairOnly !== true).map(c => c.name)
   const summaries = summarize(order, runs)
   const limiterCosts = costLines(costs(summaries, runs, ['gateway+memory', 'gateway+redis']))
   const goals = goalLines(summaries, pairSummaries(pairRuns))
@@ -507,7 +548,7 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
   ]
   const cpu = cpus()
   const model = cpu[0]?.model.trim() ?? 'unknown CPU'
-  const settings = `${opts.connections} connections, ${opts.duration} s per run, ${opts.rounds} interleaved round(s), ${opts.warmup} s warm-up per contender${opts.quick ? ' (--quick: a smoke run, not a measurement)' : ''}`
+  const settings = `${opts.connections} connections, ${opts.duration} s per run, ${opts.rounds} interleaved round(s), ${opts.warmup} s warm-up per contender (per worker for a cluster)${opts.quick ? ' (--quick: a smoke run, not a measurement)' : ''}`
   const pinning = pinned
     ? 'each gateway alone on CPU 0 (all its threads, `taskset -c 0`); the load generator (the bench process, `taskset -a -cp 1`), the backends and redis-server on CPU 1, as in ../shared/bench'
     : '**none** (needs Linux, taskset and 2+ CPUs): processes float and numbers are not comparable with pinned runs'

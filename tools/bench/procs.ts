@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { request } from 'node:http'
 import { connect } from 'node:net'
@@ -190,6 +190,23 @@ export function processTicks (pid: number): number | undefined {
   } catch {
     return undefined
   }
+}
+
+/** `pid` and every process below it (a cluster primary's workers), from /proc's children lists; [pid] without them. */
+export function processTree (pid: number): number[] {
+  const tree = [pid]
+  for (let i = 0; i < tree.length; i++) {
+    const parent = tree[i] as number
+    try {
+      for (const task of readdirSync(`/proc/${parent}/task`)) {
+        const children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8').trim()
+        if (children !== '') tree.push(...children.split(' ').map(Number))
+      }
+    } catch {
+      // gone, or no /proc: what was found so far
+    }
+  }
+  return tree
 }
 
 /** Busy ticks (user+nice+system+irq+softirq) summed over all CPUs; undefined without /proc. */
