@@ -32,7 +32,7 @@ export interface LineBytes {
   commit (end: number): void
 }
 
-/** The bytes of a line's fixed parts, past the strings and numbers it may hold. */
+/** The most bytes of a line past its head and its strings: the constant parts (≈ 130), three integers of at most 16 digits and a duration's 20. */
 const FIXED_BYTES = 256
 const enc = (text: string): Buffer => Buffer.from(text, 'latin1')
 const METHOD = enc('","method":"')
@@ -47,8 +47,8 @@ const CLIENT_IP = enc(',"clientIp":"')
 const LIMITED_TRUE = enc('","limited":true,"retried":')
 const LIMITED_FALSE = enc('","limited":false,"retried":')
 const END = enc(',"msg":"request"}\n')
-/** Above it a duration's digits are not written by hand (JavaScript would print it with an exponent or more digits). */
-const MAX_MICROS = 1e15
+/** Above it a number is left to JavaScript's printing: up to 15 significant digits, the shortest decimal it prints for a duration in whole microseconds is exactly those digits. */
+const MAX_BY_HAND = 1e15
 
 /**
  * Writes access log lines straight to a pino logger's destination, byte for byte what
@@ -169,7 +169,7 @@ function ascii (b: Buffer, at: number, s: string): number {
 
 /** A non-negative safe integer in decimal, as JavaScript prints it. */
 function uint (b: Buffer, at: number, n: number): number {
-  if (at < 0 || !(n >= 0 && n <= MAX_MICROS) || n !== Math.floor(n)) return -1
+  if (at < 0 || !(n >= 0 && n <= MAX_BY_HAND) || n !== Math.floor(n)) return -1
   let digits = 1
   for (let p = 10; p <= n; p *= 10) digits++
   for (let i = at + digits - 1; i >= at; i--) {
@@ -189,7 +189,7 @@ function millis (b: Buffer, at: number, ms: number): number {
   if (!Number.isFinite(ms)) return copy(b, at, NULL)
   const micros = Math.round(ms * 1000)
   // a duration the entry did not round to the microsecond would print more decimals
-  if (micros / 1000 !== ms || micros > MAX_MICROS) return -1
+  if (micros / 1000 !== ms || micros > MAX_BY_HAND) return -1
   at = uint(b, at, Math.floor(micros / 1000))
   const fraction = micros % 1000
   if (fraction === 0 || at < 0) return at

@@ -225,6 +225,7 @@ async function main (opts: Options): Promise<void> {
   // an even number of side-by-side rounds, so each side of a pair starts its load first as often
   const pairRounds = opts.rounds + (opts.rounds % 2)
   const runsPlanned = contendersPlanned.length * opts.rounds + pairsPlanned * pairRounds
+  // a pair-only contender is the 2-worker cluster: warmed up twice as long
   const expectedS = 20 + (startedPlanned.length + pairOnlyPlanned.length) * (opts.warmup + 8) + runsPlanned * perRun
   const limitS = Math.ceil(expectedS + runsPlanned * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
   setTimeout(() => { shutdown(`time limit of ${limitS} s exceeded`, 1).catch(() => process.exit(1)) }, limitS * 1000).unref()
