@@ -23,8 +23,16 @@ interface Change {
   server?: StoredServer
 }
 
+type AddArgs = [servers: string, version: string, channel: string, id: string, json: string]
+
+/** A MULTI of the add script (ioredis queues the defined commands on a transaction too). */
+interface Transaction {
+  sluicePoolAdd (...args: AddArgs): Transaction
+  exec (): Promise<Array<[error: Error | null, result: unknown]> | null>
+}
+
 interface PoolCommands {
-  sluicePoolAdd (servers: string, version: string, channel: string, id: string, json: string): Promise<number>
+  sluicePoolAdd (...args: AddArgs): Promise<number>
   sluicePoolUpdate (servers: string, version: string, channel: string, id: string, weight: string, enabled: string): Promise<string | null>
   sluicePoolRemove (servers: string, version: string, channel: string, id: string): Promise<number>
   sluicePoolRead (servers: string, version: string): Promise<Array<string | number>>
@@ -200,11 +208,17 @@ export class SharedPool implements PoolAdmin {
     let [version, ...flat] = await this.#client.sluicePoolRead(this.#servers, this.#versionKey)
     if (Number(version) === 0 && this.#version > 0) {
       // Redis came back empty (restarted without persistence): the pool this instance holds is the
-      // best copy left, so it is written back rather than drained away
+      // best copy left, so it is written back rather than drained away, in one transaction: another
+      // instance reading the pool meanwhile sees it empty (and restores it too, a no-op) or whole,
+      // never a part, whose missing servers it would drain for good
       this.#options.log.warn({ servers: this.#pool.size }, 'shared pool: Redis lost the pool; restoring it from this instance')
+      const restore = this.#client.multi() as unknown as Transaction
       for (const server of this.#pool.list()) {
-        if (server.state !== 'draining') await this.#seed({ url: server.url, name: server.name, weight: server.weight, enabled: server.enabled })
+        const args = server.state === 'draining' ? undefined : this.#addArgs({ url: server.url, name: server.name, weight: server.weight, enabled: server.enabled })
+        if (args !== undefined) restore.sluicePoolAdd(...args)
       }
+      const error = (await restore.exec())?.find(([err]) => err !== null)?.[0]
+      if (error != null) throw error
       ;[version, ...flat] = await this.#client.sluicePoolRead(this.#servers, this.#versionKey)
     }
     const stored = new Map<string, StoredServer>()
@@ -224,9 +238,15 @@ export class SharedPool implements PoolAdmin {
   }
 
   async #seed (seed: ServerSpec): Promise<void> {
+    const args = this.#addArgs(seed)
+    if (args !== undefined) await this.#client.sluicePoolAdd(...args)
+  }
+
+  /** The add script's arguments for `seed`; undefined for a URL that is not an upstream origin. */
+  #addArgs (seed: ServerSpec): AddArgs | undefined {
     const origin = normaliseOrigin(seed.url)
-    if (!origin.ok) return
-    await this.#client.sluicePoolAdd(this.#servers, this.#versionKey, this.#channel, serverId(origin.origin), JSON.stringify(toStored(origin.origin, seed)))
+    if (!origin.ok) return undefined
+    return [this.#servers, this.#versionKey, this.#channel, serverId(origin.origin), JSON.stringify(toStored(origin.origin, seed))]
   }
 
   #checkVersion (): void {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { startBackends } from '../helpers/backends.js'
 import { startGateway, upstreamsEnv, type Gateway } from '../helpers/gateway.js'
@@ -88,6 +89,29 @@ t.test('a missed change is picked up (version poll), and a Redis restart resyncs
   // the local pool never lost them, so wait for the write-back itself
   await waitFor(async () => await redisCli(redis, 'hlen', 'missed:{pool}:servers') === '2', 'the pool to be written back', 5000, 50)
   t.pass('this instance wrote its pool back into the empty Redis')
+})
+
+t.test('a pool Redis lost is written back in one transaction: no other reader ever sees a part of it', async t => {
+  // another instance reading a part would drain the servers it did not see, and keep them drained
+  // when the rest arrived (seen in CI: one instance of two lost b2 after a Redis restart)
+  const redis = await startRedis(t)
+  const backends = await startBackends(t, 3)
+  const all = backends.map(b => b.url).sort()
+  const gw = await startGateway(t, upstreamsEnv(backends, { REDIS_URL: redis.url, KEY_PREFIX: 'whole:', RATE_LIMIT: 'off' }))
+  await synced(gw, all, 'the pool to load')
+  // a reader that counts the servers in Redis as each change is announced
+  const subscriber = new Redis(redis.url)
+  const reader = new Redis(redis.url)
+  t.teardown(() => { subscriber.disconnect(); reader.disconnect() })
+  const counted: number[] = []
+  subscriber.on('message', () => { reader.hlen('whole:{pool}:servers').then(n => { counted.push(n) }, () => {}) })
+  await subscriber.subscribe('whole:{pool}:changes')
+
+  // what a restart without persistence leaves: no servers, no version (the version poll notices)
+  await redisCli(redis, 'del', 'whole:{pool}:servers', 'whole:{pool}:version')
+  await waitFor(() => counted.length >= 3, 'the three servers written back and announced', 5000)
+  t.same(counted, [3, 3, 3], 'each announcement found the whole pool in Redis')
+  t.same(urls(gw), all, 'the instance kept its pool')
 })
 
 t.test('with Redis down, pool changes are refused with SLUICE_POOL_UNAVAILABLE and nothing changes', async t => {
