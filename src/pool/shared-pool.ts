@@ -177,7 +177,9 @@ export class SharedPool implements PoolAdmin {
   }
 
   #drain (id: string): void {
-    this.#pool.drain(id, this.#options.drainTimeoutMs).catch(() => {})
+    // re-added to the shared pool while it drained here (its add then found it still draining):
+    // once it is gone, a resync brings it back
+    this.#pool.drain(id, this.#options.drainTimeoutMs).then(() => { if (!this.#closed) this.#sync('a server drained') }, () => {})
   }
 
   /** Resyncs in the background; requests arriving meanwhile coalesce into one more pass. */

@@ -91,6 +91,30 @@ t.test('a missed change is picked up (version poll), and a Redis restart resyncs
   t.pass('this instance wrote its pool back into the empty Redis')
 })
 
+t.test('a server re-added while another instance still drains it is back there once the drain ends', async t => {
+  const redis = await startRedis(t)
+  const backends = await startBackends(t, 2)
+  const env = upstreamsEnv(backends, { REDIS_URL: redis.url, KEY_PREFIX: 'back:', RATE_LIMIT: 'off' })
+  const a = await startGateway(t, env)
+  const b = await startGateway(t, env)
+  const all = backends.map(s => s.url).sort()
+  await synced(a, all, 'A to read the pool')
+  await synced(b, all, 'B to read the pool')
+  const second = b.app.balancer.pool.list().find(s => s.url === backends[1]!.url)!
+  // two slow requests on B, round robin: one is in flight to the second server while it is removed
+  const slow = [0, 1].map(async () => await request(`${b.url}/?delay=1500`).then(async res => { await res.body.dump(); return res.statusCode }))
+  await waitFor(() => second.inFlight === 1, 'a request in flight to the second server on B')
+
+  await a.app.poolAdmin.remove(second.id)
+  await waitFor(() => a.app.balancer.pool.get(second.id) === undefined, 'A to drop it (nothing in flight there)')
+  await waitFor(() => b.app.balancer.pool.get(second.id)?.state === 'draining', 'B to drain it')
+  const { created } = await a.app.poolAdmin.add({ url: backends[1]!.url })
+  t.ok(created, 'added again through A while B still drains it')
+  t.same(await Promise.all(slow), [200, 200], 'the drained request finished')
+  await waitFor(() => b.app.balancer.pool.get(second.id)?.state === 'healthy', 'B to take the server back', 5000)
+  t.same(urls(b), all, 'B routes to both again')
+})
+
 t.test('a pool Redis lost is written back in one transaction: no other reader ever sees a part of it', async t => {
   // another instance reading a part would drain the servers it did not see, and keep them drained
   // when the rest arrived (seen in CI: one instance of two lost b2 after a Redis restart)
