@@ -123,6 +123,8 @@ t.test('a pool Redis lost is written back in one transaction: no other reader ev
   const all = backends.map(b => b.url).sort()
   const gw = await startGateway(t, upstreamsEnv(backends, { REDIS_URL: redis.url, KEY_PREFIX: 'whole:', RATE_LIMIT: 'off' }))
   await synced(gw, all, 'the pool to load')
+  // the local pool starts from UPSTREAMS: wait for its three seeds' announcements too, before listening
+  await waitFor(async () => await redisCli(redis, 'get', 'whole:{pool}:version') === '3', 'the seeds written to Redis', 5000, 50)
   // a reader that counts the servers in Redis as each change is announced
   const subscriber = new Redis(redis.url)
   const reader = new Redis(redis.url)
