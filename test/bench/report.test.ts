@@ -1,6 +1,6 @@
 import t from 'tap'
 import {
-  costLines, costs, int, median, ms, num, pairSummaries, pairsTable, percent, ratio, resultsTable, runsTable, summarize,
+  againstGoal, costLines, costs, int, median, ms, num, pairSummaries, pairsTable, percent, ratio, resultsTable, runsTable, summarize,
   type PairRun, type Run
 } from '../../tools/bench/report.js'
 
@@ -73,5 +73,7 @@ t.test('tables and number formats', async t => {
   t.same([num(1234.5), num(123.4), num(12.34), num(1.234), num(undefined)], ['1 235', '123', '12.3', '1.23', '–'])
   t.same([ms(3), ms(3.25), ms(Number.NaN)], ['3', '3.3', '–'])
   t.same([ratio(1.234), ratio(undefined)], ['1.23', '–'])
+  // a ratio that rounds to its goal keeps a third decimal, so a miss never reads as the goal
+  t.same([againstGoal(1.4985, 1.5), againstGoal(1.5021, 1.5), againstGoal(1.5, 1.5), againstGoal(1.523, 1.5)], ['1.498', '1.502', '1.50', '1.52'])
   t.same([percent(0.123), percent(0.123, true), percent(-0.05), percent(undefined)], ['12.3 %', '+12.3 %', '−5.0 %', '–'])
 })

@@ -188,6 +188,12 @@ export function ratio (n: number | undefined): string {
   return n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(2)
 }
 
+/** A ratio to two decimals, or to three where two would read as the goal it is measured against (1.498 is not 1.50). */
+export function againstGoal (n: number, goal: number): string {
+  const two = n.toFixed(2)
+  return two === goal.toFixed(2) && n !== goal ? n.toFixed(3) : two
+}
+
 /** 0.123 → "12.3 %" (signed when asked). */
 export function percent (n: number | undefined, signed = false): string {
   if (n === undefined || !Number.isFinite(n)) return '–'
