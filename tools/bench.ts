@@ -13,8 +13,9 @@ import {
 } from './bench/procs.js'
 import { forgetRequestsOfClosedConnections } from './autocannon-latency.js'
 import { nginxVersion, startNginxBackends } from './bench/nginx.js'
+import { runWrk, wrkVersion, type WrkResult } from './bench/wrk.js'
 import {
-  againstGoal, costLines, costs, int, ms, num, pairSummaries, pairsTable, resultsTable, runsTable, summarize, type PairRun, type PairSummary, type Run, type Summary
+  againstGoal, costLines, costs, int, median, ms, num, pairSummaries, pairsTable, resultsTable, runsTable, summarize, type PairRun, type PairSummary, type Run, type Summary
 } from './bench/report.js'
 
 // npm run bench [-- --connections 50 --duration 10 --warmup 5 --rounds 3 --out docs/benchmarks.md --quick]
@@ -71,7 +72,7 @@ const PAIRS = [
  * The performance issue's goals. The verdict on a ratio is its side-by-side measurement when there
  * is one (host drift cancels out of it); the ratio of this invocation's medians is shown beside it.
  */
-function goalLines (summaries: Summary[], pairs: PairSummary[]): string[] {
+function goalLines (summaries: Summary[], pairs: PairSummary[], latency: WrkResult[], connections: number): string[] {
   const of = (name: string): Summary | undefined => summaries.find(s => s.contender === name)
   const paired = (base: string, other: string): PairSummary | undefined =>
     pairs.find(p => p.base === base && p.other === other && Number.isFinite(p.speed))
@@ -92,7 +93,13 @@ function goalLines (summaries: Summary[], pairs: PairSummary[]): string[] {
   }
   versus('forwarder', 0.85)
   versus('fast-gateway', 1.5)
-  if (full !== undefined) lines.push(`- gateway+full p99 at ${'the bench\'s'} connections: ${ms(full.p99)} ms (goal < 15 ms at 50 connections: ${full.p99 < 15 ? 'met' : 'not met'})`)
+  if (full !== undefined && latency.length > 0) {
+    const p99 = median(latency.map(r => r.p99Ms))
+    lines.push(`- gateway+full p99 at ${connections} connections under wrk: **${p99.toFixed(1)} ms**${latency.length > 1 ? ` (per round: ${latency.map(r => r.p99Ms.toFixed(1)).join(', ')})` : ''} ` +
+      `(goal < 15 ms at 50 connections: ${p99 < 15 ? 'met' : 'not met'}${connections === 50 ? '' : `; measured at ${connections}`}); under autocannon (the tables): ${ms(full.p99)} ms`)
+  } else if (full !== undefined) {
+    lines.push(`- gateway+full p99 at ${connections} connections under autocannon: ${ms(full.p99)} ms (goal < 15 ms at 50 connections: ${full.p99 < 15 ? 'met' : 'not met'}; wrk, the issue's load generator, was not installed)`)
+  }
   const gateway = of('gateway')
   const redis = of('gateway+redis')
   if (gateway !== undefined && redis !== undefined) {
@@ -216,6 +223,8 @@ async function main (opts: Options): Promise<void> {
 
   const redisVersion = versionOf('redis-server', ['--version'], /v=(\S+)/)
   const nginx = nginxVersion()
+  const wrk = wrkVersion()
+  if (wrk === undefined) log('wrk not found: the latency goal is read under autocannon (apt-get install wrk for the issue\'s own load generator)')
   if (nginx === undefined) log('nginx not found: the backends are Node servers (apt-get install nginx for the lighter backends the figures in docs/benchmarks.md use)')
   const contendersPlanned = ['direct', ...PEERS.map(p => p.name), 'gateway', 'gateway+memory', ...(redisVersion === undefined ? [] : ['gateway+redis', 'gateway+full'])]
   const pairOnlyPlanned: string[] = redisVersion === undefined ? [] : [WORKERS_2]
@@ -224,7 +233,8 @@ async function main (opts: Options): Promise<void> {
   const pairsPlanned = PAIRS.filter(p => startedPlanned.includes(p.base) && startedPlanned.includes(p.other)).length
   // an even number of side-by-side rounds, so each side of a pair starts its load first as often
   const pairRounds = opts.rounds + (opts.rounds % 2)
-  const runsPlanned = contendersPlanned.length * opts.rounds + pairsPlanned * pairRounds
+  const latencyRuns = wrk !== undefined && contendersPlanned.includes('gateway+full') ? opts.rounds : 0
+  const runsPlanned = contendersPlanned.length * opts.rounds + pairsPlanned * pairRounds + latencyRuns
   // a pair-only contender is the 2-worker cluster: warmed up twice as long
   const expectedS = 20 + (startedPlanned.length + pairOnlyPlanned.length) * (opts.warmup + 8) + runsPlanned * perRun
   const limitS = Math.ceil(expectedS + runsPlanned * ((RETRIES + 1) * QUIET_WAIT_S + RETRIES * perRun) + 60)
@@ -276,6 +286,20 @@ async function main (opts: Options): Promise<void> {
       }
     }
 
+    // the latency goal under wrk, as the performance issue measured it: the gateway alone on its core
+    const latency: WrkResult[] = []
+    const full = contenders.list.find(c => c.name === 'gateway+full')
+    if (full !== undefined) {
+      for (let round = 1; round <= latencyRuns; round++) {
+        await quietGate(ours())
+        const before = snapshot(ours())
+        const run = await runWrk(full.port, opts.connections, opts.duration)
+        const cpu = delta(before, snapshot(ours()))
+        latency.push(run)
+        log(`r${round} ${'gateway+full'.padEnd(15)} under wrk: ${int(run.rps).padStart(7)} req/s  p50 ${run.p50Ms.toFixed(1)} ms  p99 ${run.p99Ms.toFixed(1)} ms  CPU ${num(cpuPerRequest(cpu, full.pids, run.requests))} µs/req (${((cpuSeconds(cpu, full.pids) ?? Number.NaN) / cpu.wallS * 100).toFixed(0)} %)${run.errors + run.non2xx > 0 ? `  ERRORS ${run.errors} / non-2xx ${run.non2xx}` : ''}`)
+      }
+    }
+
     // the goals' ratios again, side by side: only meaningful when both share one pinned core
     const pairRuns: PairRun[] = []
     if (pinned) for (const c of contenders.list) if (c.pairOnly === true) await warmUp(c)
@@ -291,7 +315,7 @@ async function main (opts: Options): Promise<void> {
     }
 
     await stopAll()
-    const report = render(opts, runs, pairRuns, remeasured, contenders.list, pinned, redisVersion, nginx)
+    const report = render(opts, runs, pairRuns, latency, remeasured, contenders.list, pinned, { redis: redisVersion, nginx, wrk })
     process.stdout.write(`\n${report.stdout}\n`)
     const out = resolve(process.cwd(), opts.out)
     mkdirSync(dirname(out), { recursive: true })
@@ -533,13 +557,17 @@ function existingSideBySide (file: string): string | undefined {
   return at < 0 ? undefined : text.slice(at + 1).trimEnd()
 }
 
-function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: number, list: Contender[], pinned: boolean,
-  redisVersion: string | undefined, nginx: string | undefined): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
+/** Versions of the tools the bench found (undefined: not installed). */
+interface Tools { redis: string | undefined, nginx: string | undefined, wrk: string | undefined }
+
+function render (opts: Options, runs: Run[], pairRuns: PairRun[], latency: WrkResult[], remeasured: number, list: Contender[], pinned: boolean,
+  tools: Tools): { stdout: string, markdown: (sideBySide: string | undefined) => string } {
+  const { redis: redisVersion, nginx, wrk } = tools
   // a contender measured only side by side has no row of its own
   const order = list.filter(c => c.pairOnly !== true).map(c => c.name)
   const summaries = summarize(order, runs)
   const limiterCosts = costLines(costs(summaries, runs, ['gateway+memory', 'gateway+redis']))
-  const goals = goalLines(summaries, pairSummaries(pairRuns))
+  const goals = goalLines(summaries, pairSummaries(pairRuns), latency, opts.connections)
   const table = resultsTable(summaries)
   const bad = runs.filter(r => r.errors + r.non2xx > 0)
   const noisy = runs.filter(r => (r.foreignPct ?? 0) > NOISY)
@@ -579,7 +607,7 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
     '## Machine',
     '',
     `- CPU: ${model}, ${cpu.length} logical CPUs; ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `- ${osType()} ${release()}; Node ${process.version}; autocannon ${autocannonVersion()}${redisVersion === undefined ? '' : `; Redis ${redisVersion}`}${nginx === undefined ? '' : `; nginx ${nginx}`}`,
+    `- ${osType()} ${release()}; Node ${process.version}; autocannon ${autocannonVersion()}${redisVersion === undefined ? '' : `; Redis ${redisVersion}`}${nginx === undefined ? '' : `; nginx ${nginx}`}${wrk === undefined ? '' : `; wrk ${wrk}`}`,
     '',
     '## Method',
     '',
@@ -596,6 +624,10 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], remeasured: nu
     `- Load: autocannon (programmatic, in the bench process), ${settings}: round 1 runs every contender`,
     '  once in the order above, then round 2, and so on. Each gateway was checked first (6 requests reach all 3',
     '  backends; rate-limit headers present exactly when the limiter is on; `/readyz` names the expected store).',
+    ...(latency.length > 0
+      ? [`- Latency goal: after the rounds, \`gateway+full\` alone again under \`wrk -t1 -c${opts.connections} -d${opts.duration}s --latency\` (on CPU 1, ${latency.length} runs), the load generator`,
+          '  of the performance issue\'s own figures and of ../shared/bench; autocannon, in the bench process beside the backends and Redis, adds its own delay to the tail.']
+      : []),
     `- Noise: before each run the bench waits (≤ ${QUIET_WAIT_S} s) until CPU used outside its own processes is below ${QUIET_MAX} % of a core;`,
     `  a run that started quiet but saw more than ${NOISY} % of foreign CPU is measured again (≤ ${RETRIES} times), the least disturbed attempt kept.`,
     '- Reported per contender: the median over rounds (req/s with min–max, p50 and p99, CPU), errors summed.',

@@ -1,0 +1,69 @@
+import { execFile, spawnSync } from 'node:child_process'
+
+// The performance issue's figures, and ../shared/bench/compare.sh, measure with wrk: a C load
+// generator whose latencies carry little of its own delay. autocannon, the bench's load generator,
+// runs in the bench process on the load core beside the backends and Redis, and its event loop adds
+// to the tail it records (docs/benchmarks.md, eleventh session). The latency goal is read under wrk.
+
+/** wrk's version, or undefined when it is not installed (`wrk -v` prints it and exits 1). */
+export function wrkVersion (): string | undefined {
+  const out = spawnSync('wrk', ['-v'], { encoding: 'utf8' })
+  if (out.error !== undefined) return undefined
+  return /wrk\s+(\S+)/.exec(`${out.stdout}${out.stderr}`)?.[1] ?? 'unknown'
+}
+
+export interface WrkResult {
+  requests: number
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  /** connect, read, write and timeout errors together */
+  errors: number
+  non2xx: number
+}
+
+/** A duration as wrk prints it (`812.00us`, `3.60ms`, `1.02s`, `2.00m`) in ms. */
+function durationMs (value: string, unit: string): number {
+  const n = Number(value)
+  switch (unit) {
+    case 'us': return n / 1000
+    case 'ms': return n
+    case 's': return n * 1000
+    case 'm': return n * 60_000
+    default: throw new Error(`wrk: unknown duration unit "${unit}"`)
+  }
+}
+
+/** Reads the summary `wrk --latency` prints; throws when a figure the bench needs is missing. */
+export function parseWrk (text: string): WrkResult {
+  const percentile = (p: string): number => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text)
+    if (m === null) throw new Error(`wrk: no ${p}% latency in its output (was --latency given?)`)
+    return durationMs(m[1] as string, m[2] as string)
+  }
+  const requests = /^\s*(\d+) requests in /m.exec(text)
+  const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(text)
+  if (requests === null || rps === null) throw new Error('wrk: no request count in its output')
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
+  const errors = socket === null ? 0 : socket.slice(1).reduce((sum, n) => sum + Number(n), 0)
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0)
+  return { requests: Number(requests[1]), rps: Number(rps[1]), p50Ms: percentile('50'), p99Ms: percentile('99'), errors, non2xx }
+}
+
+/** One wrk run (one thread, on this process's CPUs) against `GET /` on `port`. */
+export async function runWrk (port: number, connections: number, seconds: number): Promise<WrkResult> {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`]
+  return await new Promise((resolve, reject) => {
+    execFile('wrk', args, { timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
+      if (err !== null) {
+        reject(new Error(`wrk ${args.join(' ')}: ${err.message}${stderr === '' ? '' : `: ${stderr.trim()}`}`))
+        return
+      }
+      try {
+        resolve(parseWrk(stdout))
+      } catch (parseErr) {
+        reject(parseErr)
+      }
+    })
+  })
+}
