@@ -626,7 +626,7 @@ function render (opts: Options, runs: Run[], pairRuns: PairRun[], latency: WrkRe
     '  backends; rate-limit headers present exactly when the limiter is on; `/readyz` names the expected store).',
     ...(latency.length > 0
       ? [`- Latency goal: after the rounds, \`gateway+full\` alone again under \`wrk -t1 -c${opts.connections} -d${opts.duration}s --latency\` (on CPU 1, ${latency.length} runs), the load generator`,
-          '  of the performance issue\'s own figures and of ../shared/bench; autocannon, in the bench process beside the backends and Redis, adds its own delay to the tail.']
+          '  of the performance issue\'s own figures and of ../shared/bench (autocannon\'s p99, from the rounds, is shown beside it).']
       : []),
     `- Noise: before each run the bench waits (≤ ${QUIET_WAIT_S} s) until CPU used outside its own processes is below ${QUIET_MAX} % of a core;`,
     `  a run that started quiet but saw more than ${NOISY} % of foreign CPU is measured again (≤ ${RETRIES} times), the least disturbed attempt kept.`,

@@ -1,9 +1,9 @@
 import { execFile, spawnSync } from 'node:child_process'
 
-// The performance issue's figures, and ../shared/bench/compare.sh, measure with wrk: a C load
-// generator whose latencies carry little of its own delay. autocannon, the bench's load generator,
-// runs in the bench process on the load core beside the backends and Redis, and its event loop adds
-// to the tail it records (docs/benchmarks.md, eleventh session). The latency goal is read under wrk.
+// The performance issue's figures, and ../shared/bench/compare.sh, were measured with wrk, so the
+// bench reads the issue's latency goal with it too: a C load generator with no event loop of its
+// own to add to the tail, where autocannon (the bench's load for everything else) runs in the bench
+// process, on the load core beside the backends and Redis.
 
 /** wrk's version, or undefined when it is not installed (`wrk -v` prints it and exits 1). */
 export function wrkVersion (): string | undefined {
