@@ -22,24 +22,15 @@ export interface WrkResult {
   non2xx: number
 }
 
-/** A duration as wrk prints it (`812.00us`, `3.60ms`, `1.02s`, `2.00m`) in ms. */
-function durationMs (value: string, unit: string): number {
-  const n = Number(value)
-  switch (unit) {
-    case 'us': return n / 1000
-    case 'ms': return n
-    case 's': return n * 1000
-    case 'm': return n * 60_000
-    default: throw new Error(`wrk: unknown duration unit "${unit}"`)
-  }
-}
+/** ms per unit of a duration as wrk prints it (`812.00us`, `3.60ms`, `1.02s`, `2.00m`). */
+const MS_PER_UNIT = { us: 0.001, ms: 1, s: 1000, m: 60_000 } as const
 
 /** Reads the summary `wrk --latency` prints; throws when a figure the bench needs is missing. */
 export function parseWrk (text: string): WrkResult {
   const percentile = (p: string): number => {
     const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text)
     if (m === null) throw new Error(`wrk: no ${p}% latency in its output (was --latency given?)`)
-    return durationMs(m[1] as string, m[2] as string)
+    return Number(m[1]) * MS_PER_UNIT[m[2] as keyof typeof MS_PER_UNIT]
   }
   const requests = /^\s*(\d+) requests in /m.exec(text)
   const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(text)
